@@ -1,0 +1,65 @@
+# Shared by scripts/run.sh and scripts/test.sh: install what is missing,
+# then build. Source it; do not run it.
+set -euo pipefail
+
+VUF_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+VUF_BUILD=${VUF_BUILD:-$VUF_ROOT/build}
+
+# Debian packages the project needs, and a file each one provides.
+VUF_PACKAGES=(
+  "cmake:/usr/bin/cmake"
+  "gcc:/usr/bin/gcc"
+  "clang:/usr/bin/clang"
+  "libclang-rt-14-dev:/usr/lib/llvm-14/lib/clang/14.0.6/lib/linux/libclang_rt.fuzzer-x86_64.a"
+  "llvm:/usr/bin/llvm-profdata"
+  "afl++:/usr/bin/afl-clang-fast"
+  "protobuf-c-compiler:/usr/bin/protoc-c"
+  "libprotobuf-c-dev:/usr/include/protobuf-c/protobuf-c.h"
+  "qemu-system-x86:/usr/bin/qemu-system-x86_64"
+  "qemu-system-common:/usr/bin/qemu-storage-daemon"
+  "zip:/usr/bin/zip"
+  "unzip:/usr/bin/unzip"
+)
+
+vuf_log() { printf '== %s\n' "$*" >&2; }
+
+vuf_install_deps() {
+  local missing=() entry pkg file
+  for entry in "${VUF_PACKAGES[@]}"; do
+    pkg=${entry%%:*}
+    file=${entry#*:}
+    [ -e "$file" ] || missing+=("$pkg")
+  done
+  if [ ${#missing[@]} -eq 0 ]; then
+    return 0
+  fi
+  vuf_log "installing missing packages: ${missing[*]}"
+  local sudo=""
+  if [ "$(id -u)" -ne 0 ]; then
+    if command -v sudo >/dev/null 2>&1; then sudo=sudo; else
+      echo "error: need root (or sudo) to apt-get install: ${missing[*]}" >&2
+      exit 2
+    fi
+  fi
+  export DEBIAN_FRONTEND=noninteractive
+  $sudo apt-get update -qq
+  $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+}
+
+# Build into $VUF_BUILD: clang, ASan+UBSan, libFuzzer targets. Extra cmake
+# arguments may be passed.
+vuf_build() {
+  local jobs
+  jobs=$(nproc 2>/dev/null || echo 2)
+  if [ ! -f "$VUF_BUILD/CMakeCache.txt" ]; then
+    vuf_log "configuring $VUF_BUILD (clang, ASan+UBSan, libFuzzer targets)"
+    CC=clang CXX=clang++ cmake -S "$VUF_ROOT" -B "$VUF_BUILD" -DCMAKE_BUILD_TYPE=RelWithDebInfo \
+      -DVUF_SANITIZE=ON -DVUF_FUZZ=ON "$@" >/dev/null
+  fi
+  vuf_log "building $VUF_BUILD (log: $VUF_BUILD/build.log)"
+  if ! cmake --build "$VUF_BUILD" -j"$jobs" >"$VUF_BUILD/build.log" 2>&1; then
+    grep -E 'error|Error' -A3 "$VUF_BUILD/build.log" | head -60 >&2
+    echo "error: build failed, see $VUF_BUILD/build.log" >&2
+    exit 2
+  fi
+}

@@ -1,0 +1,236 @@
+/* The spec table: loader errors, lint, diff, and what the built-in table
+ * says about the messages the rules depend on. Spec-text traps have their
+ * own test (test_spec_traps.c). */
+#include "vuf_codec.h"
+#include "vuf_spec.h"
+#include "vuf_test.h"
+
+#include <string.h>
+
+static const char *base_table =
+    "channel frontend initiator frontend max-fds 8 section \"Front-end message types\"\n"
+    "channel backend initiator backend max-fds 8 fd-gate BACKEND_SEND_FD requires BACKEND_REQ "
+    "section \"Back-end message types\"\n"
+    "feature protocol 3 REPLY_ACK\n"
+    "feature protocol 5 BACKEND_REQ former SLAVE_REQ\n"
+    "feature protocol 10 BACKEND_SEND_FD former SLAVE_SEND_FD requires BACKEND_REQ\n"
+    "feature virtio 30 PROTOCOL_FEATURES\n"
+    "payload u64 8\n  u64 u64\nend\n"
+    "payload vring_state 8\n  u32 index\n  u32 num\nend\n"
+    "payload mem_region 32\n u64 guest_addr\n u64 size\n u64 user_addr\n u64 mmap_offset\nend\n"
+    "payload mem_table 8+32n\n u32 nregions\n u32 padding\n mem_region regions[nregions] max "
+    "8\nend\n"
+    "message frontend 1 GET_FEATURES\n request none\n reply always\n reply-payload u64\n"
+    " section \"x\"\nend\n"
+    "message frontend 5 SET_MEM_TABLE\n request mem_table\n reply ack\n"
+    " fds count:nregions shm\n section \"x\"\nend\n"
+    "message frontend 8 SET_VRING_NUM\n request vring_state\n reply ack\n vring index\n"
+    " section \"x\"\nend\n"
+    "message frontend 21 SET_BACKEND_REQ_FD\n former SET_SLAVE_REQ_FD\n request none\n reply ack\n"
+    " fds 1 socket\n gate bit30 negotiated\n gate protocol BACKEND_REQ\n section \"x\"\nend\n"
+    "message backend 1 BACKEND_IOTLB_MSG\n initiator backend\n request u64\n reply ack\n"
+    " section \"y\"\nend\n";
+
+static vuf_spec *parse(const char *text, vuf_diag *d)
+{
+    return vuf_spec_parse(text, strlen(text), "t.spec", d);
+}
+
+/* Replace the first occurrence of `from` in the base table. */
+static char *variant(const char *from, const char *to)
+{
+    static char buf[8192];
+    const char *p = strstr(base_table, from);
+    if (!p)
+        return NULL;
+    size_t pre = (size_t)(p - base_table);
+    snprintf(buf, sizeof buf, "%.*s%s%s", (int)pre, base_table, to, p + strlen(from));
+    return buf;
+}
+
+static void expect_parse_error(const char *from, const char *to, unsigned line, const char *frag)
+{
+    vuf_diag d;
+    char *t = variant(from, to);
+    CHECK(t != NULL, "variant '%s' not found", from);
+    if (!t)
+        return;
+    vuf_spec *s = parse(t, &d);
+    CHECK(s == NULL, "expected a load error for '%s'", to);
+    if (s) {
+        vuf_spec_free(s);
+        return;
+    }
+    CHECK(d.line == line, "error line %u, expected %u (%s)", d.line, line, d.text);
+    CHECK(d.col >= 1, "no column");
+    CHECK(strstr(d.text, frag) != NULL, "error '%s' lacks '%s'", d.text, frag);
+    CHECK(!strcmp(d.file, "t.spec"), "file '%s'", d.file);
+}
+
+typedef struct {
+    int errors, warnings;
+    char first[256];
+} lint_seen;
+
+static void on_lint(void *ctx, const vuf_diag *d, bool is_error)
+{
+    lint_seen *l = ctx;
+    if (is_error && !l->errors)
+        snprintf(l->first, sizeof l->first, "%u:%s", d->line, d->text);
+    *(is_error ? &l->errors : &l->warnings) += 1;
+}
+
+static void expect_lint_error(const char *from, const char *to, const char *frag)
+{
+    vuf_diag d;
+    vuf_spec *s = parse(variant(from, to), &d);
+    CHECK(s != NULL, "variant should load: %s", d.text);
+    if (!s)
+        return;
+    lint_seen l = {0};
+    vuf_spec_lint(s, on_lint, &l);
+    CHECK(l.errors >= 1, "lint missed '%s'", to);
+    CHECK(strstr(l.first, frag) != NULL, "lint said '%s', expected '%s'", l.first, frag);
+    vuf_spec_free(s);
+}
+
+static void count_lines(void *ctx, const char *line)
+{
+    (void)line;
+    (*(int *)ctx)++;
+}
+
+static char diff_seen[4096];
+static void keep_lines(void *ctx, const char *line)
+{
+    (void)ctx;
+    strncat(diff_seen, line, sizeof diff_seen - strlen(diff_seen) - 2);
+    strcat(diff_seen, "\n");
+}
+
+int main(void)
+{
+    vuf_diag d;
+    /* the base table is clean */
+    vuf_spec *s = parse(base_table, &d);
+    CHECK(s != NULL, "base table: %s:%u:%u: %s", d.file, d.line, d.col, d.text);
+    if (s) {
+        lint_seen l = {0};
+        CHECK(vuf_spec_lint(s, on_lint, &l) == 0, "base lint: %s", l.first);
+        const vuf_msg_def *m = vuf_spec_msg_by_name(s, VUF_CHAN_COUNT, "set_slave_req_fd");
+        CHECK(m && m->id == 21, "former name lookup");
+        CHECK(vuf_spec_msg(s, VUF_CHAN_BACKEND, 1) != vuf_spec_msg(s, VUF_CHAN_FRONTEND, 1),
+              "(channel, id) keys");
+        const vuf_msg_def *mt = vuf_spec_msg(s, VUF_CHAN_FRONTEND, 5);
+        CHECK(mt && mt->fds.kind == VUF_FDRULE_COUNT && mt->fds.ref.offset == 0 &&
+                  mt->fds.ref.width == 4,
+              "count:nregions resolves to the u32 at 0");
+        vuf_field_ref r;
+        CHECK(vuf_field_resolve(mt->request, "regions[2].user_addr", &r) && r.offset == 8 + 64 + 16,
+              "nested path offset %u", r.offset);
+        CHECK(!vuf_field_resolve(mt->request, "regions[8].size", &r), "index beyond max");
+        vuf_spec_free(s);
+    }
+    /* loader errors carry file:line:col and what was expected */
+    expect_parse_error("message frontend 8 SET_VRING_NUM", "message frontend 5 SET_VRING_NUM", 37,
+                       "duplicate (frontend, 5)");
+    expect_parse_error("gate protocol BACKEND_REQ", "gate protocol BACKEND_REQQ", 49,
+                       "unknown protocol feature 'BACKEND_REQQ'");
+    expect_parse_error("request mem_table", "request mem_tabel", 32, "unknown payload 'mem_tabel'");
+    expect_parse_error("fds 1 socket", "fds 1 sockets", 47, "bad fd kind");
+    expect_parse_error("reply always\n", "reply sometimes\n", 27, "expected none, ack or always");
+    expect_parse_error("u32 num\n", "u32 num\n u33 x\n", 13, "unknown field type 'u33'");
+    expect_parse_error(" section \"y\"\nend\n", " section \"y\n", 56, "unterminated string");
+    expect_parse_error("message frontend 1 GET_FEATURES", "message frontend 0 GET_FEATURES", 25,
+                       "id 0");
+    expect_parse_error("fds count:nregions shm", "fds count:nregionz shm", 34,
+                       "unknown field 'nregionz'");
+    /* lint: sizes that contradict the layout, reply rules that contradict
+     * the reply payload, fd counts above the channel's limit */
+    expect_lint_error("payload vring_state 8", "payload vring_state 12",
+                      "declared 12 bytes but its fields make 8");
+    expect_lint_error("payload mem_table 8+32n", "payload mem_table 8+40n", "declared 8+40n");
+    expect_lint_error("reply always\n reply-payload u64", "reply none\n reply-payload u64",
+                      "'reply none' contradicts");
+    expect_lint_error("reply always\n reply-payload u64", "reply always\n",
+                      "'reply always' needs a reply-payload");
+    expect_lint_error("request vring_state\n reply ack",
+                      "request vring_state\n reply ack\n reply-payload vring_state",
+                      "'reply ack' replies are a u64");
+    expect_lint_error("fds 1 socket", "fds 9 socket", "above channel frontend's max-fds 8");
+    expect_lint_error("message backend 1 BACKEND_IOTLB_MSG\n initiator backend",
+                      "message backend 1 BACKEND_IOTLB_MSG\n initiator frontend",
+                      "initiator frontend contradicts channel backend");
+
+    /* diff is semantic: an edit to a gate is reported as a gate change */
+    vuf_spec *a = parse(base_table, &d);
+    vuf_spec *b = parse(variant("gate protocol BACKEND_REQ", "gate protocol REPLY_ACK"), &d);
+    CHECK(a && b, "diff inputs load");
+    if (a && b) {
+        diff_seen[0] = 0;
+        size_t n = vuf_spec_diff(a, b, keep_lines, NULL);
+        CHECK(n == 1, "one difference, got %zu:\n%s", n, diff_seen);
+        CHECK(strstr(diff_seen, "SET_BACKEND_REQ_FD: protocol gate changed: added REPLY_ACK "
+                                "removed BACKEND_REQ") != NULL,
+              "diff text: %s", diff_seen);
+        int same = 0;
+        CHECK(vuf_spec_diff(a, a, count_lines, &same) == 0 && same == 0, "self diff empty");
+    }
+    vuf_spec_free(a);
+    vuf_spec_free(b);
+
+    /* the built-in table: loads, lints clean, and has both channels whole */
+    const vuf_spec *def = vuf_spec_default();
+    CHECK(def != NULL, "built-in table loads");
+    if (!def)
+        TEST_END();
+    lint_seen l = {0};
+    CHECK(vuf_spec_lint(def, on_lint, &l) == 0, "built-in table lints clean: %s", l.first);
+    CHECK(vuf_spec_msg_count(def, VUF_CHAN_FRONTEND) == 45, "45 front-end messages, got %zu",
+          vuf_spec_msg_count(def, VUF_CHAN_FRONTEND));
+    CHECK(vuf_spec_msg_count(def, VUF_CHAN_BACKEND) == 10, "10 back-end messages, got %zu",
+          vuf_spec_msg_count(def, VUF_CHAN_BACKEND));
+    for (uint32_t id = 1; id <= 45; id++)
+        CHECK(vuf_spec_msg(def, VUF_CHAN_FRONTEND, id) != NULL, "front-end id %u present", id);
+    for (uint32_t id = 1; id <= 10; id++)
+        CHECK(vuf_spec_msg(def, VUF_CHAN_BACKEND, id) != NULL, "back-end id %u present", id);
+    for (unsigned bit = 0; bit <= 23; bit++) {
+        const vuf_feature_def *f = vuf_spec_feature(def, VUF_SPACE_PROTOCOL, bit);
+        CHECK(f != NULL, "protocol bit %u present", bit);
+        if (f)
+            CHECK(f->provisional == (bit >= 20), "bit %u provisional=%d", bit, f->provisional);
+    }
+    const uint32_t prov_fe[] = {44, 45}, prov_be[] = {9, 10};
+    for (int i = 0; i < 2; i++) {
+        const vuf_msg_def *m = vuf_spec_msg(def, VUF_CHAN_FRONTEND, prov_fe[i]);
+        CHECK(m && m->provisional, "front-end %u provisional", prov_fe[i]);
+        m = vuf_spec_msg(def, VUF_CHAN_BACKEND, prov_be[i]);
+        CHECK(m && m->provisional, "back-end %u provisional", prov_be[i]);
+    }
+    CHECK(vuf_spec_feature_bit(def, VUF_SPACE_PROTOCOL, "SLAVE_REQ") == 5, "SLAVE_REQ = 5");
+    CHECK(vuf_spec_feature_bit(def, VUF_SPACE_PROTOCOL, "SLAVE_SEND_FD") == 10,
+          "SLAVE_SEND_FD = 10");
+    CHECK(vuf_spec_feature_bit(def, VUF_SPACE_VIRTIO, "PROTOCOL_FEATURES") == 30, "bit 30");
+    CHECK(vuf_spec_feature_bit(def, VUF_SPACE_VIRTIO, "LOG_ALL") == 26, "LOG_ALL 26");
+    CHECK(vuf_spec_feature_bit(def, VUF_SPACE_VIRTIO, "VERSION_1") == 32, "VERSION_1 32");
+    CHECK(vuf_spec_feature_bit(def, VUF_SPACE_VIRTIO, "IOMMU_PLATFORM") == 33, "IOMMU 33");
+    /* SET_SLAVE_REQ_FD: id 21, front-end initiator, one socket fd, BACKEND_REQ gate */
+    const vuf_msg_def *m = vuf_spec_msg_by_name(def, VUF_CHAN_COUNT, "SET_SLAVE_REQ_FD");
+    CHECK(m && m->id == 21 && m->channel == VUF_CHAN_FRONTEND, "SET_SLAVE_REQ_FD is fe 21");
+    if (m) {
+        CHECK(m->initiator == VUF_SIDE_FRONTEND, "initiator front-end");
+        CHECK(m->fds.kind == VUF_FDRULE_EXACT && m->fds.a == 1 && m->fds.fdkind == VUF_FDK_SOCKET,
+              "one socket fd");
+        int br = vuf_spec_feature_bit(def, VUF_SPACE_PROTOCOL, "BACKEND_REQ");
+        CHECK(br == 5 && (m->gate_protocol >> br & 1), "BACKEND_REQ gate");
+        CHECK(!strcmp(m->name, "SET_BACKEND_REQ_FD"), "current name");
+    }
+    /* every name is unique across both channels, including former names */
+    for (int c = 0; c < VUF_CHAN_COUNT; c++)
+        for (size_t i = 0; i < vuf_spec_msg_count(def, (vuf_channel)c); i++) {
+            const vuf_msg_def *x = vuf_spec_msg_at(def, (vuf_channel)c, i);
+            CHECK(vuf_spec_msg_by_name(def, VUF_CHAN_COUNT, x->name) == x, "%s unique", x->name);
+            CHECK(x->section[0] != 0, "%s has a section", x->name);
+        }
+    TEST_END();
+}
