@@ -1,0 +1,65 @@
+#!/usr/bin/env bash
+# The command line as a user meets it: --help everywhere, the spec
+# subcommands' output and exit codes, file:line:col errors, fresh docs.
+set -uo pipefail
+B=${1:?usage: test_cli.sh BUILD_DIR}
+V="$B/vufuzz"
+pass=0 fail=0
+ok() { pass=$((pass + 1)); echo "ok   $*"; }
+ko() { fail=$((fail + 1)); echo "FAIL $*"; }
+expect_rc() { # expect_rc RC DESC CMD...
+  local want=$1 desc=$2; shift 2
+  "$@" >/tmp/vuf_cli_out.$$ 2>&1; local rc=$?
+  if [ "$rc" -eq "$want" ]; then ok "$desc (exit $rc)"; else ko "$desc: exit $rc, want $want"; sed 's/^/     /' /tmp/vuf_cli_out.$$ | head -20; fi
+}
+has() { # has DESC PATTERN (in the last output)
+  if grep -qE -- "$2" /tmp/vuf_cli_out.$$; then ok "$1"; else ko "$1: no /$2/ in:"; sed 's/^/     /' /tmp/vuf_cli_out.$$ | head -20; fi
+}
+tmp=$(mktemp -d); trap 'rm -rf "$tmp" /tmp/vuf_cli_out.$$' EXIT
+
+expect_rc 0 "vufuzz --help" "$V" --help
+has "--help lists spec" '^  spec '
+expect_rc 2 "vufuzz without command" "$V"
+expect_rc 2 "unknown command" "$V" frobnicate
+for cmd in $("$V" --help | awk '/^commands:/{f=1;next} f&&/^  [a-z]/{print $1}'); do
+  expect_rc 0 "vufuzz $cmd --help" "$V" "$cmd" --help
+  has "$cmd --help prints usage" 'usage:'
+done
+
+expect_rc 0 "spec list" "$V" spec list
+has "45 front-end and 10 back-end messages" '^45 front-end messages, 10 back-end messages'
+expect_rc 0 "spec list --channel backend" "$V" spec list --channel backend
+has "backend list has BACKEND_IOTLB_MSG" '^backend +1  BACKEND_IOTLB_MSG'
+expect_rc 2 "spec list --channel bogus" "$V" spec list --channel bogus
+
+expect_rc 0 "spec show SET_SLAVE_REQ_FD" "$V" spec show SET_SLAVE_REQ_FD
+has "show: id 21" 'channel: +frontend \(id 21\)'
+has "show: front-end initiator" 'initiator: +frontend'
+has "show: one socket fd" '^  fds: +1 socket$'
+has "show: BACKEND_REQ gate" 'gates:.*protocol .*BACKEND_REQ'
+expect_rc 0 "spec show backend:1" "$V" spec show backend:1
+has "backend:1 is BACKEND_IOTLB_MSG" '^BACKEND_IOTLB_MSG'
+expect_rc 2 "spec show unknown" "$V" spec show NOPE
+
+expect_rc 0 "spec lint of the table" "$V" spec lint spec/vhost-user.spec
+has "lint clean" ': 0 errors'
+sed 's/^payload vring_state 8$/payload vring_state 12/' spec/vhost-user.spec >"$tmp/bad.spec"
+expect_rc 1 "lint catches a size contradiction" "$V" spec lint "$tmp/bad.spec"
+has "lint error has file:line:col" "$tmp/bad.spec:[0-9]+:[0-9]+: error: payload 'vring_state' is declared 12"
+awk '/^message frontend 21 /{print "message frontend 20 DUP_OF_21"; next} {print}' spec/vhost-user.spec >"$tmp/dup.spec"
+expect_rc 1 "lint catches a duplicate (channel, id)" "$V" spec lint "$tmp/dup.spec"
+has "duplicate reported with position" "$tmp/dup.spec:[0-9]+:[0-9]+: error: duplicate \(frontend, 2[01]\)"
+expect_rc 2 "lint of a missing file" "$V" spec lint "$tmp/none.spec"
+expect_rc 2 "a tool refuses a table with lint errors" "$V" spec list --spec "$tmp/bad.spec"
+
+awk '/^message frontend 21 /{m=1} m&&/gate protocol BACKEND_REQ/{sub(/BACKEND_REQ/,"BACKEND_REQ REPLY_ACK"); m=0} {print}' spec/vhost-user.spec >"$tmp/gate.spec"
+expect_rc 1 "spec diff reports a gate change" "$V" spec diff spec/vhost-user.spec "$tmp/gate.spec"
+has "diff names the message and the gate" 'message frontend 21 SET_BACKEND_REQ_FD: protocol gate changed: added REPLY_ACK'
+has "diff counts one change" '^1 difference$'
+expect_rc 0 "spec diff of a table with itself" "$V" spec diff spec/vhost-user.spec spec/vhost-user.spec
+
+"$V" spec doc --format md >"$tmp/messages.md"
+if cmp -s "$tmp/messages.md" docs/messages.md; then ok "docs/messages.md is fresh"; else ko "docs/messages.md is stale: run build/vufuzz spec doc --format md -o docs/messages.md"; fi
+
+echo "$pass passed, $fail failed"
+[ "$fail" -eq 0 ]
