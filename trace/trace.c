@@ -141,14 +141,29 @@ static bool parse_num(const char *s, uint64_t *out)
     return true;
 }
 
+static int parse_tokens(vuf_trace *t, const vuf_spec *s, char *buf, const char *line,
+                        unsigned lineno, const char *file, vuf_diag *diag);
+
 int vuf_trace_parse_line(vuf_trace *t, const vuf_spec *s, const char *line, unsigned lineno,
                          const char *file, vuf_diag *diag)
 {
-    char buf[16384];
+    /* most lines fit on the stack; a long raw payload gets a heap copy */
+    char small[4096], *buf = small;
     size_t l = strlen(line);
-    if (l >= sizeof buf)
-        return terr(diag, file, lineno, 1, "line too long (at most %zu bytes)", sizeof buf - 1);
+    if (l > 2 * 65536 + 4096)
+        return terr(diag, file, lineno, 1, "line too long (at most %d bytes)", 2 * 65536 + 4096);
+    if (l >= sizeof small && !(buf = malloc(l + 1)))
+        return terr(diag, file, lineno, 1, "out of memory");
     memcpy(buf, line, l + 1);
+    int rc = parse_tokens(t, s, buf, line, lineno, file, diag);
+    if (buf != small)
+        free(buf);
+    return rc;
+}
+
+static int parse_tokens(vuf_trace *t, const vuf_spec *s, char *buf, const char *line,
+                        unsigned lineno, const char *file, vuf_diag *diag)
+{
     tok_t tok[MAX_TOK];
     size_t n = split(buf, tok, MAX_TOK);
     if (n == MAX_TOK)
@@ -201,7 +216,7 @@ int vuf_trace_parse_line(vuf_trace *t, const vuf_spec *s, const char *line, unsi
     }
     /* message: NAME (this channel's table, else the other's: the id is what
      * travels), #ID or ID */
-    const vuf_msg_def *def = NULL;
+    const vuf_msg_def *def = NULL, *layout_def = NULL;
     uint64_t id;
     const char *m = tok[2].s;
     if (parse_num(m[0] == '#' ? m + 1 : m, &id)) {
@@ -214,11 +229,16 @@ int vuf_trace_parse_line(vuf_trace *t, const vuf_spec *s, const char *line, unsi
             def = vuf_spec_msg_by_name(s, VUF_CHAN_COUNT, m);
         if (!def)
             return terr(diag, file, lineno, tok[2].col,
-                        "unknown message '%s' (expected a table name, #ID or a number)", m);
+                        "unknown message '%s' (expected a table name or a numeric id)", m);
         id = def->id;
-        if (def->channel != ev.channel)
+        if (def->channel != ev.channel) {
+            /* the named message's layout, sent under the other channel's id */
+            layout_def = def;
             def = vuf_spec_msg(s, ev.channel, (uint32_t)id);
+        }
     }
+    if (!layout_def)
+        layout_def = def;
     vuf_hdr h = {.request = (uint32_t)id, .flags = VUF_F_VERSION};
     bool flags_set = false, size_set = false, raw = false, fields = false, is_reply = false;
     uint32_t extra_flags = 0;
@@ -246,16 +266,17 @@ int vuf_trace_parse_line(vuf_trace *t, const vuf_spec *s, const char *line, unsi
     is_reply = (h.flags & VUF_F_REPLY) != 0;
     const vuf_payload_def *layout = NULL;
     bool try_ack = false;
-    if (def) {
+    if (layout_def) {
+        const vuf_msg_def *ld = layout_def;
         if (!is_reply)
-            layout = def->request;
-        else if (def->reply == VUF_REPLY_ALWAYS)
-            layout = vuf_reply_layout(s, def, true);
-        else if (def->reply_cond != VUF_COND_NONE && def->reply_payload) {
-            layout = def->reply_payload;
+            layout = ld->request;
+        else if (ld->reply == VUF_REPLY_ALWAYS)
+            layout = vuf_reply_layout(s, ld, true);
+        else if (ld->reply_cond != VUF_COND_NONE && ld->reply_payload) {
+            layout = ld->reply_payload;
             try_ack = true;
         } else
-            layout = vuf_reply_layout(s, def, false);
+            layout = vuf_reply_layout(s, ld, false);
     }
     vuf_payload_builder *pb = malloc(sizeof *pb);
     if (!pb)
@@ -351,7 +372,7 @@ int vuf_trace_parse_line(vuf_trace *t, const vuf_spec *s, const char *line, unsi
             break;
         if (attempt == 0 && try_ack) {
             /* a conditional reply that is an ack after all */
-            layout = vuf_reply_layout(s, def, false);
+            layout = vuf_reply_layout(s, layout_def, false);
             vuf_pb_init(pb, layout);
             continue;
         }
@@ -474,7 +495,7 @@ int vuf_trace_format_event(const vuf_spec *s, const vuf_event *ev, char *out, si
     if (v.def)
         EMIT("%s", v.def->name);
     else
-        EMIT("#%u", v.hdr.request);
+        EMIT("%u", v.hdr.request);
     uint32_t fl = v.hdr.flags;
     if ((fl & ~VUF_F_KNOWN) || (fl & VUF_F_VERSION_MASK) != VUF_F_VERSION)
         EMIT(" flags=0x%x", fl);
@@ -486,16 +507,17 @@ int vuf_trace_format_event(const vuf_spec *s, const vuf_event *ev, char *out, si
     }
     if (v.hdr.size != v.payload_len)
         EMIT(" hdr.size=%u", v.hdr.size);
+    if (!v.payload_len && v.layout && !v.layout->is_empty && v.layout->fixed_size)
+        EMIT(" raw="); /* no bytes where the layout has some */
     if (v.payload_len) {
         /* fields when the bytes fit the layout the parser will pick */
-        char *tmp = malloc(65536);
+        char tmp[16384];
         int k = -1;
-        if (tmp && v.layout) {
-            const vuf_payload_def *lay = v.layout;
-            /* the parser tries the explicit reply layout first for
-             * conditional replies, so print with the same choice */
-            k = vuf_payload_format(lay, v.payload, v.payload_len, tmp, 65536);
-            if (k >= 65536)
+        if (v.layout) {
+            /* the decoder picks the layout the parser will pick (for a
+             * conditional reply: the explicit one when the bytes fit it) */
+            k = vuf_payload_format(v.layout, v.payload, v.payload_len, tmp, sizeof tmp);
+            if (k >= (int)sizeof tmp)
                 k = -1;
         }
         if (k >= 0)
@@ -508,7 +530,6 @@ int vuf_trace_format_event(const vuf_spec *s, const vuf_event *ev, char *out, si
                 free(hex);
             }
         }
-        free(tmp);
     }
     if (ev->nfds) {
         EMIT(" fds=");

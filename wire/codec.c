@@ -558,7 +558,7 @@ int vuf_payload_format(const vuf_payload_def *p, const uint8_t *pl, size_t len, 
         return len == 0 ? 0 : -1;
     if (p->is_empty)
         return len == 0 ? 0 : -1;
-    if (len < p->fixed_size)
+    if (len < p->fixed_size || len > VUF_PAYLOAD_MAX)
         return -1;
     uint64_t nelem = 0;
     if (p->varray_field >= 0) {

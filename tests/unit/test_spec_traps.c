@@ -85,8 +85,8 @@ int main(void)
               "SET_LOG_BASE request is 16 bytes");
         CHECK(fds_exact(&m->fds, 1, VUF_FDK_SHM), "SET_LOG_BASE: 1 shm fd");
         CHECK(m->reply_cond == VUF_COND_PROTOCOL &&
-                  m->reply_cond_bit == (unsigned)vuf_spec_feature_bit(S, VUF_SPACE_PROTOCOL,
-                                                                      "LOG_SHMFD"),
+                  m->reply_cond_bit ==
+                      (unsigned)vuf_spec_feature_bit(S, VUF_SPACE_PROTOCOL, "LOG_SHMFD"),
               "SET_LOG_BASE replies always with LOG_SHMFD");
         CHECK(m->reply_payload && m->reply_payload->fixed_size == 8, "reply is a u64");
     }
@@ -173,8 +173,7 @@ int main(void)
         m = fe(kce[i]);
         if (m)
             CHECK(m->fds.kind == VUF_FDRULE_NOFD && m->fds.a == 8 &&
-                      m->fds.fdkind == VUF_FDK_EVENTFD && m->vring.present &&
-                      m->vring.mask == 0xff,
+                      m->fds.fdkind == VUF_FDK_EVENTFD && m->vring.present && m->vring.mask == 0xff,
                   "%s: nofd bit 8, vring index u64&0xff", kce[i]);
     }
     /* GET_VRING_BASE: num is reserved and must be 0; always replies */
@@ -182,8 +181,7 @@ int main(void)
     if (m) {
         const uint64_t z[] = {0};
         CHECK(check_values(m, "num", z, 1), "GET_VRING_BASE num in 0");
-        CHECK(m->reply == VUF_REPLY_ALWAYS && m->reply_payload &&
-                  m->reply_payload->fixed_size == 8,
+        CHECK(m->reply == VUF_REPLY_ALWAYS && m->reply_payload && m->reply_payload->fixed_size == 8,
               "GET_VRING_BASE reply 8 bytes");
     }
     /* GET/SET_PROTOCOL_FEATURES need bit 30 offered, not negotiated;
@@ -269,10 +267,11 @@ int main(void)
     CHECK(vuf_spec_feature_bit(S, VUF_SPACE_PROTOCOL, "GPA_ADDRESSES") == 21, "GPA = 21");
     CHECK(vuf_spec_feature_bit(S, VUF_SPACE_PROTOCOL, "NET_MTU") == 4 &&
               vuf_spec_feature_bit(S, VUF_SPACE_PROTOCOL, "MTU") == 4,
-              "MTU = NET_MTU = 4");
-    const vuf_feature_def *f = vuf_spec_feature_by_name(S, VUF_SPACE_PROTOCOL,
-                                                        "INBAND_NOTIFICATIONS");
-    CHECK(f && f->requires == pbits("BACKEND_REQ", "REPLY_ACK"), "INBAND needs BACKEND_REQ+REPLY_ACK");
+          "MTU = NET_MTU = 4");
+    const vuf_feature_def *f =
+        vuf_spec_feature_by_name(S, VUF_SPACE_PROTOCOL, "INBAND_NOTIFICATIONS");
+    CHECK(f && f->requires == pbits("BACKEND_REQ", "REPLY_ACK"),
+          "INBAND needs BACKEND_REQ+REPLY_ACK");
     f = vuf_spec_feature_by_name(S, VUF_SPACE_PROTOCOL, "GET_VRING_BASE_INFLIGHT");
     CHECK(f && (f->requires & pbits("INFLIGHT_SHMFD", NULL)), "INFLIGHT needs INFLIGHT_SHMFD");
     f = vuf_spec_feature_by_name(S, VUF_SPACE_PROTOCOL, "GET_VRING_BASE_SKIP_DRAIN");
@@ -289,8 +288,8 @@ int main(void)
     /* the back-end channel carries fds only with BACKEND_SEND_FD, at most 8 */
     const vuf_channel_def *cd = vuf_spec_channel(S, VUF_CHAN_BACKEND);
     CHECK(cd->has_fd_gate &&
-              cd->fd_gate_bit == (unsigned)vuf_spec_feature_bit(S, VUF_SPACE_PROTOCOL,
-                                                                "BACKEND_SEND_FD") &&
+              cd->fd_gate_bit ==
+                  (unsigned)vuf_spec_feature_bit(S, VUF_SPACE_PROTOCOL, "BACKEND_SEND_FD") &&
               cd->max_fds == 8 && cd->initiator == VUF_SIDE_BACKEND,
           "back-end channel: fd gate BACKEND_SEND_FD, max 8");
     TEST_END();
