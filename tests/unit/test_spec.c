@@ -69,7 +69,7 @@ static void expect_parse_error(const char *from, const char *to, unsigned line, 
 
 typedef struct {
     int errors, warnings;
-    char first[256];
+    char first[300];
 } lint_seen;
 
 static void on_lint(void *ctx, const vuf_diag *d, bool is_error)
