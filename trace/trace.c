@@ -252,11 +252,11 @@ static int parse_tokens(vuf_trace *t, const vuf_spec *s, char *buf, const char *
             is_reply = true, extra_flags |= VUF_F_REPLY;
         else if (!strcmp(tok[i].s, "need_reply"))
             extra_flags |= VUF_F_NEED_REPLY;
-        else if (!strncmp(tok[i].s, "flags=", 6)) {
+        else if (!strncmp(tok[i].s, "hdr.flags=", 10)) {
             uint64_t v;
-            if (!parse_num(tok[i].s + 6, &v) || v > 0xffffffffu)
+            if (!parse_num(tok[i].s + 10, &v) || v > 0xffffffffu)
                 return terr(diag, file, lineno, tok[i].col, "bad flags '%s' (expected a u32)",
-                            tok[i].s + 6);
+                            tok[i].s + 10);
             h.flags = (uint32_t)v;
             flags_set = true;
         }
@@ -291,11 +291,11 @@ static int parse_tokens(vuf_trace *t, const vuf_spec *s, char *buf, const char *
         for (size_t i = 3; i < n && !failed; i++) {
             char *tk = tok[i].s;
             char *eq = strchr(tk, '=');
-            if (!strcmp(tk, "reply") || !strcmp(tk, "need_reply") || !strncmp(tk, "flags=", 6))
+            if (!strcmp(tk, "reply") || !strcmp(tk, "need_reply") || !strncmp(tk, "hdr.flags=", 10))
                 continue;
             if (!eq) {
                 rc = terr(diag, file, lineno, tok[i].col,
-                          "unexpected '%s' (expected reply, need_reply, flags=, hdr.size=, "
+                          "unexpected '%s' (expected reply, need_reply, hdr.flags=, hdr.size=, "
                           "raw=, fds= or FIELD=VALUE)",
                           tk);
                 failed = true;
@@ -498,7 +498,7 @@ int vuf_trace_format_event(const vuf_spec *s, const vuf_event *ev, char *out, si
         EMIT("%u", v.hdr.request);
     uint32_t fl = v.hdr.flags;
     if ((fl & ~VUF_F_KNOWN) || (fl & VUF_F_VERSION_MASK) != VUF_F_VERSION)
-        EMIT(" flags=0x%x", fl);
+        EMIT(" hdr.flags=0x%x", fl);
     else {
         if (fl & VUF_F_REPLY)
             EMIT(" reply");

@@ -141,8 +141,8 @@ int main(void)
     roundtrip("F>B main SET_VRING_NUM hdr.size=100 index=0 num=256", NULL);
     roundtrip("F>B main SET_VRING_NUM raw=0102", "F>B main SET_VRING_NUM raw=0102");
     roundtrip("F>B main 99 raw=00ff", "F>B main 99 raw=00ff");
-    roundtrip("F>B main GET_FEATURES flags=0x31", "F>B main GET_FEATURES flags=0x31");
-    roundtrip("F>B main GET_FEATURES flags=0x2", "F>B main GET_FEATURES flags=0x2");
+    roundtrip("F>B main GET_FEATURES hdr.flags=0x31", "F>B main GET_FEATURES hdr.flags=0x31");
+    roundtrip("F>B main GET_FEATURES hdr.flags=0x2", "F>B main GET_FEATURES hdr.flags=0x2");
     roundtrip("B>F backend BACKEND_IOTLB_MSG need_reply iova=0x1000 perm=1 type=1", NULL);
     roundtrip("F>B backend GET_FEATURES", "F>B backend BACKEND_IOTLB_MSG raw=");
     roundtrip("F>B main SET_INFLIGHT_FD mmap_size=0x1000 num_queues=1 queue_size=128 "

@@ -1,0 +1,55 @@
+#!/usr/bin/env bash
+# Golden traces: every rule of the catalogue has RULE.pass.trace and
+# RULE.fail.trace in tests/golden/. The set of rule ids check-trace reports
+# must equal the file's "# expect:" lines ("none" = no violation). The
+# handshake traces in tests/traces/ must be clean, and docs/rules.md fresh.
+set -uo pipefail
+B=${1:?usage: test_golden.sh BUILD_DIR}
+V="$B/vufuzz"
+pass=0 fail=0
+ok() { pass=$((pass + 1)); echo "ok   $*"; }
+ko() { fail=$((fail + 1)); echo "FAIL $*"; }
+
+judge() { # judge FILE: compare reported rule ids with the expected ones
+  local f=$1 want got rc
+  want=$(sed -n 's/^# expect: *//p' "$f" | grep -vx none | sort -u | tr '\n' ' ')
+  got=$("$V" check-trace "$f" | awk '$2=="MUST"||$2=="SHOULD"{print $3}' | sort -u | tr '\n' ' ')
+  "$V" check-trace "$f" >/dev/null 2>&1; rc=$?
+  if [ "$got" != "$want" ]; then ko "$f: reported [${got% }], expected [${want% }]"; return; fi
+  if [ -z "$want" ] && [ $rc -ne 0 ]; then ko "$f: exit $rc on a clean trace"; return; fi
+  if [ -n "$want" ] && [ $rc -ne 1 ]; then ko "$f: exit $rc, expected 1"; return; fi
+  ok "$f [${got% }]"
+}
+
+rules=$("$V" rules | awk 'NF>3 {print $1}')
+n=0
+for r in $rules; do
+  n=$((n + 1))
+  for kind in pass fail; do
+    f=tests/golden/$r.$kind.trace
+    if [ -f "$f" ]; then judge "$f"; else ko "$r has no $f"; fi
+  done
+  grep -qx "# expect: $r" "tests/golden/$r.fail.trace" 2>/dev/null || ko "$r.fail.trace does not expect $r"
+done
+[ "$n" -ge 40 ] && ok "catalogue has $n rules (>= 40)" || ko "catalogue has only $n rules"
+for f in tests/golden/*.trace; do
+  r=$(basename "$f"); r=${r%.*.trace}
+  echo "$rules" | grep -qx "$r" || ko "$f names no catalogue rule"
+done
+for f in tests/traces/*.trace; do judge "$f"; done
+
+"$V" rules --format md >/tmp/vuf_rules_$$.md
+if cmp -s /tmp/vuf_rules_$$.md docs/rules.md; then ok "docs/rules.md is fresh"; else ko "docs/rules.md is stale: run build/vufuzz rules --format md > docs/rules.md"; fi
+rm -f /tmp/vuf_rules_$$.md
+
+# a bad trace is refused with file:line:col and exit 2, never a crash
+printf 'F>B main SET_VRING_NUM index=0 nums=1\n' >/tmp/vuf_bad_$$.trace
+"$V" check-trace /tmp/vuf_bad_$$.trace 2>/tmp/vuf_bad_$$.err; rc=$?
+if [ $rc -eq 2 ] && grep -q "vuf_bad_$$.trace:1:32: error: unknown field 'nums'" /tmp/vuf_bad_$$.err; then ok "bad trace: exit 2 with file:line:col"; else ko "bad trace: exit $rc: $(cat /tmp/vuf_bad_$$.err)"; fi
+"$V" check-trace --json tests/golden/FD-NOFD.fail.trace >/tmp/vuf_bad_$$.json
+if grep -q '"rule":"FD-NOFD","level":"MUST","side":"frontend"' /tmp/vuf_bad_$$.json && grep -q '"summary":{"must":1,"should":0}' /tmp/vuf_bad_$$.json; then ok "--json report"; else ko "--json report: $(cat /tmp/vuf_bad_$$.json)"; fi
+"$V" check-trace --junit /tmp/vuf_bad_$$.xml tests/golden/FD-NOFD.fail.trace >/dev/null
+if grep -q 'name="FD-NOFD">' /tmp/vuf_bad_$$.xml && grep -q '<failure message=' /tmp/vuf_bad_$$.xml; then ok "--junit report"; else ko "--junit report"; fi
+rm -f /tmp/vuf_bad_$$.*
+echo "$pass passed, $fail failed"
+[ "$fail" -eq 0 ]
