@@ -216,7 +216,17 @@ static void track_memory(vuf_checker *c, const vuf_msg_def *d, const uint8_t *pl
     uint64_t ua, sz;
     if (d == c->set_mem_table) {
         c->nreg = 0;
-        uint64_t n = vuf_payload_count(d->request, pl, len);
+        /* hostile count: bound by the layout's max and by the bytes present */
+        const vuf_payload_def *lay = d->request;
+        uint64_t n = vuf_payload_count(lay, pl, len);
+        if (!lay || lay->varray_field < 0 || !lay->elem_size || len < lay->fixed_size)
+            return;
+        uint64_t present = (len - lay->fixed_size) / lay->elem_size;
+        uint32_t max = lay->fields[lay->varray_field].max_count;
+        if (n > present)
+            n = present;
+        if (n > max)
+            n = max;
         for (uint64_t i = 0; i < n && c->nreg < MAX_REGIONS; i++) {
             char pre[32];
             snprintf(pre, sizeof pre, "regions[%llu].", (unsigned long long)i);

@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# Runs each libFuzzer target briefly on its seeds and replays the saved
+# regression inputs (fuzz/regressions/<target>-*.bin). Registered with ctest
+# when the build has -DVUF_FUZZ=ON. VUF_FUZZ_SMOKE_SECONDS (default 10).
+set -uo pipefail
+B=${1:?usage: fuzz_smoke.sh BUILD_DIR}
+secs=${VUF_FUZZ_SMOKE_SECONDS:-10}
+pass=0 fail=0
+work=$(mktemp -d); trap 'rm -rf "$work"' EXIT
+mkdir -p "$work/spec" "$work/wire" "$work/checker"
+cp spec/vhost-user.spec "$work/spec/"
+cp tests/golden/*.trace tests/traces/*.trace "$work/checker/"
+# wire seeds: the messages of the handshake, as bytes (sender/channel byte + message)
+printf '\x00\x01\x00\x00\x00\x01\x00\x00\x00\x00\x00\x00\x00' >"$work/wire/get_features"
+printf '\x00\x15\x00\x00\x00\x09\x00\x00\x00\x00\x00\x00\x00' >"$work/wire/set_backend_req_fd"
+for t in spec wire checker; do
+  bin="$B/fuzz/fuzz_$t"
+  if [ ! -x "$bin" ]; then echo "FAIL $bin not built"; fail=$((fail + 1)); continue; fi
+  for r in fuzz/regressions/$t-*.bin; do
+    [ -f "$r" ] || continue
+    if "$bin" -timeout=5 "$r" >"$work/log" 2>&1; then echo "ok   $t regression $r"; pass=$((pass + 1));
+    else echo "FAIL $t regression $r"; tail -20 "$work/log"; fail=$((fail + 1)); fi
+  done
+  if "$bin" -max_total_time="$secs" -timeout=5 -rss_limit_mb=2048 -artifact_prefix="$work/" "$work/$t" >"$work/log" 2>&1; then
+    echo "ok   fuzz_$t ${secs}s: $(grep -Eo 'Done [0-9]+ runs' "$work/log")"
+    pass=$((pass + 1))
+  else
+    echo "FAIL fuzz_$t found something:"; grep -E 'ERROR|SUMMARY|==' "$work/log" | head -20
+    fail=$((fail + 1))
+  fi
+done
+echo "$pass passed, $fail failed"
+[ "$fail" -eq 0 ]
