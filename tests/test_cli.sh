@@ -4,9 +4,7 @@
 set -uo pipefail
 B=${1:?usage: test_cli.sh BUILD_DIR}
 V="$B/vufuzz"
-pass=0 fail=0
-ok() { pass=$((pass + 1)); echo "ok   $*"; }
-ko() { fail=$((fail + 1)); echo "FAIL $*"; }
+. "$(dirname "$0")/lib.sh"
 expect_rc() { # expect_rc RC DESC CMD...
   local want=$1 desc=$2; shift 2
   "$@" >/tmp/vuf_cli_out.$$ 2>&1; local rc=$?

@@ -6,9 +6,7 @@
 set -uo pipefail
 B=${1:?usage: test_golden.sh BUILD_DIR}
 V="$B/vufuzz"
-pass=0 fail=0
-ok() { pass=$((pass + 1)); echo "ok   $*"; }
-ko() { fail=$((fail + 1)); echo "FAIL $*"; }
+. "$(dirname "$0")/lib.sh"
 
 judge() { # judge FILE: compare reported rule ids with the expected ones
   local f=$1 want got rc
