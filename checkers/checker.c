@@ -41,7 +41,8 @@ struct vuf_checker {
     vuf_violation *v;
     size_t nv, capv;
     const vuf_event *cur;
-    const char *cur_name;
+    const char *cur_name; /* valid while an event is fed */
+    char idname[16];      /* name of an id not in the table */
 };
 
 static const vuf_msg_def *by_name(const vuf_spec *s, const char *n)
@@ -497,14 +498,13 @@ size_t vuf_checker_feed(vuf_checker *c, const vuf_event *ev)
         c->closed[ch] = true;
     } else {
         vuf_msg_view v;
-        char idname[16];
         if (!vuf_msg_decode(c->spec, ch, ev->data, ev->len, &v)) {
             report(c, "HDR-SIZE", ev->sender, "%zu bytes: shorter than the 12-byte header",
                    ev->len);
             goto out;
         }
-        snprintf(idname, sizeof idname, "%u", v.hdr.request);
-        c->cur_name = v.def ? v.def->name : idname;
+        snprintf(c->idname, sizeof c->idname, "%u", v.hdr.request);
+        c->cur_name = v.def ? v.def->name : c->idname;
         if (v.hdr.size != v.payload_len)
             report(c, "HDR-SIZE", ev->sender, "header says %u payload bytes, %zu follow",
                    v.hdr.size, v.payload_len);
@@ -545,6 +545,7 @@ size_t vuf_checker_feed(vuf_checker *c, const vuf_event *ev)
     }
 out:
     c->cur = NULL;
+    c->cur_name = NULL;
     c->events++;
     return c->nv - n0;
 }

@@ -376,8 +376,11 @@ static int pb_set_internal(vuf_payload_builder *b, const char *path, const char 
             memcpy(b->buf + f->offset, tmp, n);
             return 0;
         }
-        if (n > f->max_count || (n && pb_grow(b, n - 1))) {
-            snprintf(err, errcap, "field '%s' takes at most %u bytes", name, f->max_count);
+        /* a tail of integers given as bytes: whole elements only */
+        size_t nel = n / f->size;
+        if (n % f->size || nel > f->max_count || (nel && pb_grow(b, nel - 1))) {
+            snprintf(err, errcap, "field '%s' takes whole %u-byte elements, at most %u", name,
+                     f->size, f->max_count);
             return -1;
         }
         memcpy(b->buf + f->offset, tmp, n);
