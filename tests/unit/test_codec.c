@@ -153,8 +153,9 @@ int main(void)
     roundtrip("B>F main short=0102", "B>F main short=0102");
     roundtrip("open backend", "open backend");
     /* a u64 tail given as hex bytes (found by fuzz_wire): whole elements */
-    roundtrip("B>F main GET_SHMEM_CONFIG reply nregions=3 memory_sizes=01000000000000000200000000000000",
-              NULL);
+    roundtrip(
+        "B>F main GET_SHMEM_CONFIG reply nregions=3 memory_sizes=01000000000000000200000000000000",
+        NULL);
     parse_fails("B>F main GET_SHMEM_CONFIG reply memory_sizes=0100", 33, "whole 8-byte elements");
     roundtrip("F>B main SET_VRING_NUM raw=", "F>B main SET_VRING_NUM raw=");
     roundtrip("close main by=B", "close main by=B");

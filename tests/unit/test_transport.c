@@ -49,25 +49,7 @@
 
 #define ST(s) vuf_io_status_name(s)
 
-/* Kind names for the output (the real vuf_fdkind_name lives in wire/codec.c;
- * this test only needs wire/vuf_transport.c). */
-static const char *kname(vuf_fdkind k)
-{
-    static const char *const n[] = {
-        [VUF_FDKIND_UNKNOWN] = "unknown",
-        [VUF_FDKIND_EVENTFD] = "eventfd",
-        [VUF_FDKIND_MEMFD] = "memfd",
-        [VUF_FDKIND_FILE] = "file",
-        [VUF_FDKIND_SOCKET] = "socket",
-        [VUF_FDKIND_SOCKET_LISTEN] = "socket-listen",
-        [VUF_FDKIND_SOCKET_DGRAM] = "socket-dgram",
-        [VUF_FDKIND_SOCKET_CLOSED] = "socket-closed",
-        [VUF_FDKIND_PIPE] = "pipe",
-        [VUF_FDKIND_DEVNULL] = "devnull",
-        [VUF_FDKIND_OTHER] = "other",
-    };
-    return (unsigned)k < sizeof n / sizeof n[0] && n[k] ? n[k] : "?";
-}
+#define kname(k) vuf_fdkind_name(k)
 
 /* ---- helpers ---- */
 
