@@ -964,7 +964,6 @@ static bool parse_msg_body(parser *p, size_t *li)
     bool have_request = false, have_reply = false;
     const vuf_msg_def *after[32];
     size_t nafter = 0;
-    vuf_value_check checks[32];
     size_t nchecks = 0;
     const char *notes[32];
     size_t nnotes = 0;
@@ -1134,7 +1133,6 @@ static bool parse_msg_body(parser *p, size_t *li)
         if (!parse_check(p, checks_at[i], m, &cv[i]))
             return false;
     }
-    (void)checks;
     memcpy(av, after, nafter * sizeof *av);
     memcpy(nv, notes, nnotes * sizeof *nv);
     m->checks = cv;

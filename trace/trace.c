@@ -240,7 +240,7 @@ static int parse_tokens(vuf_trace *t, const vuf_spec *s, char *buf, const char *
     if (!layout_def)
         layout_def = def;
     vuf_hdr h = {.request = (uint32_t)id, .flags = VUF_F_VERSION};
-    bool flags_set = false, size_set = false, raw = false, fields = false, is_reply = false;
+    bool size_set = false, raw = false, fields = false, is_reply = false;
     uint32_t extra_flags = 0;
     uint8_t fdk[VUF_EV_MAX_FDS];
     size_t nfds = 0;
@@ -258,11 +258,9 @@ static int parse_tokens(vuf_trace *t, const vuf_spec *s, char *buf, const char *
                 return terr(diag, file, lineno, tok[i].col, "bad flags '%s' (expected a u32)",
                             tok[i].s + 10);
             h.flags = (uint32_t)v;
-            flags_set = true;
         }
     }
     h.flags |= extra_flags;
-    (void)flags_set;
     is_reply = (h.flags & VUF_F_REPLY) != 0;
     const vuf_payload_def *layout = NULL;
     bool try_ack = false;
