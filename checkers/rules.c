@@ -1,6 +1,6 @@
 /* The rule catalogue. Each rule names the table column it is derived from;
- * `spec` is the statement of docs/interop/vhost-user.rst it enforces (quoted
- * where the rst has one sentence for it, else summarised). docs/rules.md is
+ * `quote` states the rule of docs/interop/vhost-user.rst it enforces, in one
+ * sentence (a summary, not a verbatim quote). docs/rules.md is
  * generated from this table by `vufuzz rules --format md`. */
 #include "vuf_checker.h"
 
