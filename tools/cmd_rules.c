@@ -34,8 +34,9 @@ int vuf_cmd_rules(int argc, char **argv)
                "`checkers/rules.c`; a test keeps it fresh. Each rule is derived from a column of "
                "the spec table (`spec/README.md`) and has a golden pair in `tests/golden/`: "
                "`RULE.pass.trace` (a legal near miss) and `RULE.fail.trace` (reports exactly "
-               "that rule).\n\nThe spec statements are from QEMU `docs/interop/vhost-user.rst`, "
-               "quoted where the rst has one sentence for the rule and summarised otherwise.\n\n"
+               "that rule).\n\nThe spec column states the rule of QEMU "
+               "`docs/interop/vhost-user.rst` in one sentence: a summary, not a verbatim "
+               "quote.\n\n"
                "%zu rules.\n\n| rule | level | family | spec section | spec | derived from |\n"
                "|---|---|---|---|---|---|\n",
                n);
