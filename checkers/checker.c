@@ -20,6 +20,10 @@ typedef struct {
     bool broke_must;     /* the request broke a MUST rule */
     size_t event_index;
     size_t req_len; /* request payload bytes */
+    /* what the request changed, restored if its reply says it failed */
+    bool saved;
+    vuf_checker_state st_before;
+    size_t nreg_before;
 } pending_t;
 
 struct vuf_checker {
@@ -35,7 +39,7 @@ struct vuf_checker {
     pending_t pending[VUF_CHAN_COUNT];
     struct {
         uint64_t uaddr, size;
-    } regions[MAX_REGIONS];
+    } regions[MAX_REGIONS], regions_before[MAX_REGIONS];
     size_t nreg;
     size_t events;
     vuf_violation *v;
@@ -166,18 +170,63 @@ static bool seen(const vuf_checker *c, vuf_channel ch, uint32_t id)
     return id <= c->max_id[ch] && c->seen[ch][id];
 }
 
-static void owed_missing(vuf_checker *c, vuf_channel ch, const char *when)
+static vuf_side responder_of(const vuf_checker *c, vuf_channel ch)
+{
+    const vuf_channel_def *cd = vuf_spec_channel(c->spec, ch);
+    return cd->initiator == VUF_SIDE_FRONTEND ? VUF_SIDE_BACKEND : VUF_SIDE_FRONTEND;
+}
+
+/* A reply is owed on ch and will not come. `closer` is the side that closed
+ * the channel, or -1 when the next request came or the conversation ended.
+ * A responder that closes instead of answering reacts to the request (the
+ * spec lets it close on errors), which is a finding only when the request
+ * broke no rule. */
+static void owed_missing(vuf_checker *c, vuf_channel ch, int closer, const char *when)
 {
     pending_t *p = &c->pending[ch];
     if (p->active && (p->explicit_reply || p->ack_expected)) {
-        const vuf_channel_def *cd = vuf_spec_channel(c->spec, ch);
-        vuf_side responder =
-            cd->initiator == VUF_SIDE_FRONTEND ? VUF_SIDE_BACKEND : VUF_SIDE_FRONTEND;
-        report(c, "REPLY-MISSING", responder, "no %s to %s (event %zu) %s",
-               p->explicit_reply ? "reply" : "ack", p->def ? p->def->name : "?", p->event_index,
-               when);
+        vuf_side responder = responder_of(c, ch);
+        if (closer == (int)responder) {
+            if (!p->broke_must)
+                report(c, "REACT-CLOSE", responder,
+                       "closed the channel instead of answering %s (event %zu), which broke no "
+                       "rule",
+                       p->def ? p->def->name : "?", p->event_index);
+        } else {
+            report(c, "REPLY-MISSING", responder, "no %s to %s (event %zu) %s",
+                   p->explicit_reply ? "reply" : "ack", p->def ? p->def->name : "?", p->event_index,
+                   when);
+        }
     }
     p->active = false;
+}
+
+/* u64 overflow of every span of a payload, its elements' included. */
+static void check_spans(vuf_checker *c, const vuf_payload_def *lay, const uint8_t *pl, size_t len,
+                        vuf_side s)
+{
+    if (!lay)
+        return;
+    for (size_t i = 0; i < lay->nspans; i++) {
+        uint64_t base, size;
+        if (vuf_span_read(lay, i, pl, len, &base, &size) && size && base + (size - 1) < base)
+            report(c, "VALUE-SPAN", s, "%s 0x%llx + %s 0x%llx overflows",
+                   lay->fields[lay->spans[i].base_field].name, (unsigned long long)base,
+                   lay->fields[lay->spans[i].size_field].name, (unsigned long long)size);
+    }
+    if (lay->varray_field < 0 || len < lay->fixed_size)
+        return;
+    const vuf_field_def *va = &lay->fields[lay->varray_field];
+    if (!va->element || !va->element->nspans)
+        return;
+    /* hostile count: bound by the layout's max and by the bytes present */
+    uint64_t n = vuf_payload_count(lay, pl, len), present = (len - lay->fixed_size) / va->size;
+    if (n > present)
+        n = present;
+    if (n > va->max_count)
+        n = va->max_count;
+    for (uint64_t k = 0; k < n; k++)
+        check_spans(c, va->element, pl + va->offset + k * va->size, va->size, s);
 }
 
 static void regions_check_iotlb(vuf_checker *c, const vuf_msg_def *d, const uint8_t *pl, size_t len,
@@ -291,7 +340,7 @@ static void on_request(vuf_checker *c, const vuf_event *ev, const vuf_msg_view *
     const vuf_msg_def *d = v->def;
     const uint8_t *pl = v->payload;
     size_t len = v->payload_len;
-    owed_missing(c, ch, "before the next request");
+    owed_missing(c, ch, -1, "before the next request");
     if (v->hdr.request == 0) {
         report(c, "HDR-ID-ZERO", s, "request id 0 is invalid");
         return;
@@ -336,6 +385,7 @@ static void on_request(vuf_checker *c, const vuf_event *ev, const vuf_msg_view *
                        (unsigned long long)val);
         }
     }
+    check_spans(c, d->request, pl, len, s);
     uint64_t idx;
     if (d->vring.present && c->st.queue_num && vuf_field_read(&d->vring, pl, len, &idx) &&
         idx >= c->st.queue_num)
@@ -373,6 +423,12 @@ static void on_request(vuf_checker *c, const vuf_event *ev, const vuf_msg_view *
     for (size_t i = 0; i < d->nafter; i++)
         if (!seen(c, ch, d->after[i]->id))
             report(c, "ORDER-AFTER", s, "%s must come first", d->after[i]->name);
+    /* what this request changes is undone if its reply reports a failure */
+    pending_t *p = &c->pending[ch];
+    p->saved = true;
+    p->st_before = c->st;
+    p->nreg_before = c->nreg;
+    memcpy(c->regions_before, c->regions, c->nreg * sizeof c->regions[0]);
     uint64_t val = 0;
     bool have_u64 = len >= 8 && d->request && d->request->fixed_size == 8;
     if (have_u64)
@@ -414,7 +470,6 @@ static void on_request(vuf_checker *c, const vuf_event *ev, const vuf_msg_view *
         d->reply == VUF_REPLY_ALWAYS ||
         (d->reply_cond == VUF_COND_PROTOCOL && proto_acked(c, (int)d->reply_cond_bit)) ||
         (d->reply_cond == VUF_COND_AFTER && seen(c, ch, d->reply_cond_after->id));
-    pending_t *p = &c->pending[ch];
     p->active = true;
     p->id = d->id;
     p->def = d;
@@ -480,8 +535,28 @@ static void on_reply(vuf_checker *c, const vuf_event *ev, const vuf_msg_view *v)
     } else if (d == c->get_queue_num && have_u64) {
         c->st.queue_num = val > 0xffffffffu ? 0xffffffffu : (uint32_t)val;
     }
-    if (!p->explicit_reply && have_u64 && val == 0 && p->broke_must && s == VUF_SIDE_BACKEND)
-        report(c, "REACT-ACK-INVALID", s, "acked success to %s, which broke a MUST rule", d->name);
+    /* did the reply say "failed"? an ack or a u64 status that is non-zero, or
+     * the empty form of an explicit reply */
+    bool status_reply = !p->explicit_reply || d->reply_error == VUF_RERR_U64;
+    bool failed = (status_reply && have_u64 && val != 0) ||
+                  (p->explicit_reply && d->reply_error == VUF_RERR_EMPTY && len == 0);
+    bool can_fail = status_reply || d->reply_error == VUF_RERR_EMPTY;
+    if (can_fail && !failed && p->broke_must && s == VUF_SIDE_BACKEND)
+        report(c, "REACT-ACK-INVALID", s, "replied success to %s, which broke a MUST rule",
+               d->name);
+    if (failed && p->saved) {
+        /* a failed request has no effect (the reply's own learning is kept) */
+        vuf_checker_state learned = c->st;
+        c->st = p->st_before;
+        c->st.features_offered = learned.features_offered;
+        c->st.features_offered_known = learned.features_offered_known;
+        c->st.protocol_offered = learned.protocol_offered;
+        c->st.protocol_offered_known = learned.protocol_offered_known;
+        c->st.queue_num = learned.queue_num;
+        c->nreg = p->nreg_before;
+        memcpy(c->regions, c->regions_before, c->nreg * sizeof c->regions[0]);
+        c->st.nregions = (uint32_t)c->nreg;
+    }
     p->active = false;
 }
 
@@ -494,7 +569,7 @@ size_t vuf_checker_feed(vuf_checker *c, const vuf_event *ev)
     if (ev->kind == VUF_EV_OPEN) {
         c->closed[ch] = false;
     } else if (ev->kind == VUF_EV_CLOSE) {
-        owed_missing(c, ch, "before the channel closed");
+        owed_missing(c, ch, (int)ev->sender, "before the channel closed");
         c->closed[ch] = true;
     } else {
         vuf_msg_view v;
@@ -554,6 +629,6 @@ size_t vuf_checker_finish(vuf_checker *c)
 {
     size_t n0 = c->nv;
     for (int ch = 0; ch < VUF_CHAN_COUNT; ch++)
-        owed_missing(c, (vuf_channel)ch, "before the conversation ended");
+        owed_missing(c, (vuf_channel)ch, -1, "before the conversation ended");
     return c->nv - n0;
 }

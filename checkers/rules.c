@@ -53,6 +53,9 @@ static const vuf_rule_info rules[] = {
     {"VALUE-MASK", VUF_MUST, "size", "Message types",
      "Flag fields use only the bits the message defines (e.g. VHOST_VRING_F_LOG, the NOFD bit).",
      "column `check FIELD mask`: no bit outside the mask"},
+    {"VALUE-SPAN", VUF_MUST, "size", "Memory regions description",
+     "An address range (address, size) describes addressable memory: it does not wrap around the 64-bit space.",
+     "payload `span BASE SIZE`: the last byte BASE + SIZE - 1 does not overflow a u64 (elements of variable arrays included)"},
     {"VRING-INDEX", VUF_MUST, "size", "Multiple queue support",
      "The front-end must not use more queues than GET_QUEUE_NUM returned.",
      "column `vring`: the index is below the queue count from GET_QUEUE_NUM"},
@@ -121,7 +124,7 @@ static const vuf_rule_info rules[] = {
      "the reply's id is the request's"},
     {"REPLY-MISSING", VUF_MUST, "reply", "Communication",
      "A message that needs a reply is answered before the next request.",
-     "column `reply always`, `reply-always-if`, or `ack` with NEED_REPLY + REPLY_ACK"},
+     "column `reply always`, `reply-always-if`, or `ack` with NEED_REPLY + REPLY_ACK: the reply comes before the next request, the requester's close or the end (a responder that closes reacts instead: REACT-CLOSE)"},
     {"REPLY-ACK-UNREQUESTED", VUF_MUST, "reply", "Communication",
      "The ack reply is sent only when REPLY_ACK was negotiated and NEED_REPLY is set.",
      "column `reply ack`: no reply unless it was requested"},
@@ -145,7 +148,10 @@ static const vuf_rule_info rules[] = {
      "IOTLB update [uaddr, uaddr+size) inside a region's user address range"},
     {"REACT-ACK-INVALID", VUF_SHOULD, "reaction", "Communication",
      "With REPLY_ACK, the back-end replies non-zero when it could not process the request.",
-     "the back-end acked success (0) to a request that broke a MUST rule"},
+     "the back-end replied success (an ack or u64 status 0, or the non-empty form of a `reply-error empty` reply) to a request that broke a MUST rule"},
+    {"REACT-CLOSE", VUF_SHOULD, "reaction", "Communication",
+     "If the back-end detects an error it may close the connection; this should only happen in exceptional circumstances.",
+     "the back-end closed the channel instead of answering a request that broke no rule (closing after a broken request is a legal reaction, not REPLY-MISSING)"},
 };
 /* clang-format on */
 

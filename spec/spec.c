@@ -498,6 +498,8 @@ static bool parse_payload(parser *p, size_t *li)
     vuf_field_def fields[64];
     size_t nf = 0;
     uint32_t off = 0;
+    const line_t *span_lines[16];
+    size_t nspan = 0;
     for ((*li)++;; (*li)++) {
         if (*li >= p->nlines)
             return perr(p, hd->lineno, 1, "payload '%s' has no 'end'", name);
@@ -507,6 +509,13 @@ static bool parse_payload(parser *p, size_t *li)
             if (ln->n > 1)
                 return TERR(p, ln, 1, "unexpected '%s' after end", ln->tok[1].s);
             break;
+        }
+        if (!strcmp(t0, "span")) {
+            /* resolved at 'end', when every field is known */
+            if (nspan == 16)
+                return TERR(p, ln, 0, "too many spans (at most 16)");
+            span_lines[nspan++] = ln;
+            continue;
         }
         if (nf == 64)
             return TERR(p, ln, 0, "too many fields (at most 64)");
@@ -626,8 +635,47 @@ static bool parse_payload(parser *p, size_t *li)
         return perr(p, hd->lineno, 1, "out of memory");
     memcpy(fv, fields, nf * sizeof *fv);
     pd->fields = fv;
+    vuf_span_def *sv = arena_alloc(&s->arena, (nspan + 1) * sizeof *sv);
+    if (!sv)
+        return perr(p, hd->lineno, 1, "out of memory");
+    for (size_t k = 0; k < nspan; k++) {
+        const line_t *ln = span_lines[k];
+        if (ln->n < 3 || ln->n > 4 || (ln->n == 4 && strcmp(ln->tok[3].s, "fd")))
+            return TERR(p, ln,
+                        ln->n > 4   ? 4
+                        : ln->n < 3 ? 0
+                                    : 3,
+                        "expected 'span BASE SIZE' or 'span BASE SIZE fd'");
+        for (int w = 0; w < 2; w++) {
+            int *dst = w ? &sv[k].size_field : &sv[k].base_field;
+            *dst = -1;
+            for (size_t i = 0; i < nf; i++)
+                if (fv[i].name && !strcmp(fv[i].name, ln->tok[1 + w].s))
+                    *dst = (int)i;
+            if (*dst < 0 || fv[*dst].type > VUF_FT_U64)
+                return TERR(p, ln, 1 + (size_t)w,
+                            "unknown field '%s' (expected an integer field of payload '%s')",
+                            ln->tok[1 + w].s, name);
+        }
+        sv[k].fd = ln->n == 4;
+        sv[k].line = ln->lineno;
+    }
+    pd->spans = sv;
+    pd->nspans = nspan;
     s->payloads[s->npayloads++] = pd;
     return true;
+}
+
+bool vuf_span_read(const vuf_payload_def *p, size_t i, const uint8_t *pl, size_t len,
+                   uint64_t *base, uint64_t *size)
+{
+    if (!p || i >= p->nspans)
+        return false;
+    const vuf_field_def *b = &p->fields[p->spans[i].base_field];
+    const vuf_field_def *z = &p->fields[p->spans[i].size_field];
+    vuf_field_ref rb = {.present = true, .offset = b->offset, .width = b->size, .mask = ~0ull};
+    vuf_field_ref rz = {.present = true, .offset = z->offset, .width = z->size, .mask = ~0ull};
+    return vuf_field_read(&rb, pl, len, base) && vuf_field_read(&rz, pl, len, size);
 }
 
 /* ---------- field references ---------- */
@@ -1045,6 +1093,19 @@ static bool parse_msg_body(parser *p, size_t *li)
             if (ln->n != 2 || strcmp(ln->tok[1].s, "request"))
                 return TERR(p, ln, 1, "expected 'reply-size request'");
             m->reply_size_matches_request = true;
+        } else if (!strcmp(kw, "reply-error")) {
+            uint64_t v;
+            if (ln->n != 2)
+                return TERR(p, ln, 1, "expected 'reply-error VALUE' or 'reply-error empty'");
+            if (!strcmp(ln->tok[1].s, "empty")) {
+                m->reply_error = VUF_RERR_EMPTY;
+            } else if (parse_u64(ln->tok[1].s, &v) && v != 0) {
+                m->reply_error = VUF_RERR_U64;
+                m->reply_error_value = v;
+            } else {
+                return TERR(p, ln, 1, "bad reply error '%s' (expected a non-zero u64 or empty)",
+                            ln->tok[1].s);
+            }
         } else if (!strcmp(kw, "fds")) {
             fds_line = ln;
         } else if (!strcmp(kw, "reply-fds")) {
@@ -1101,11 +1162,13 @@ static bool parse_msg_body(parser *p, size_t *li)
                 notes[nnotes++] = ln->tok[1].s;
             }
         } else {
-            return TERR(p, ln, 0,
-                        "unknown statement '%s' (expected former, initiator, request, size, "
-                        "reply, reply-always-if, reply-payload, reply-size, fds, reply-fds, gate, "
-                        "after, vring, check, section, note or end)",
-                        kw);
+            return TERR(
+                p, ln, 0,
+                "unknown statement '%s' (expected former, initiator, request, size, "
+                "reply, reply-always-if, reply-payload, reply-size, reply-error, fds, reply-fds, "
+                "gate, "
+                "after, vring, check, section, note or end)",
+                kw);
         }
     }
     if (!have_request)

@@ -116,6 +116,17 @@ size_t vuf_spec_lint(const vuf_spec *s, vuf_diag_fn fn, void *ctx)
                 lint_report(&l, true, m->line,
                             "%s: 'reply-size request' needs both a request and a reply payload",
                             m->name);
+            if (m->reply_error != VUF_RERR_NONE && !m->reply_payload)
+                lint_report(&l, true, m->line, "%s: reply-error needs an explicit reply payload",
+                            m->name);
+            if (m->reply_error == VUF_RERR_U64 && m->reply_payload &&
+                (m->reply_payload->fixed_size != 8 || m->reply_payload->elem_size))
+                lint_report(&l, true, m->line,
+                            "%s: 'reply-error VALUE' needs a u64 reply payload, not '%s'", m->name,
+                            m->reply_payload->name);
+            if (m->reply_error == VUF_RERR_EMPTY && m->reply_payload && m->reply_payload->is_empty)
+                lint_report(&l, true, m->line,
+                            "%s: 'reply-error empty' cannot be told from its empty reply", m->name);
             if (!fd_rule_is_zero(&m->reply_fds) && m->reply == VUF_REPLY_ACK &&
                 m->reply_cond == VUF_COND_NONE)
                 lint_report(&l, true, m->line,
@@ -217,6 +228,10 @@ static void payload_sig(const vuf_payload_def *p, char *out, size_t cap)
                                 f->offset, f->size, f->type == VUF_FT_VARRAY ? "[]" : "",
                                 f->element ? f->element->name : "");
     }
+    for (size_t i = 0; i < p->nspans && len < cap; i++)
+        len += (size_t)snprintf(
+            out + len, cap - len, " span(%s+%s%s)", p->fields[p->spans[i].base_field].name,
+            p->fields[p->spans[i].size_field].name, p->spans[i].fd ? ",fd" : "");
 }
 
 static void diff_msg(diff_ctx *d, const vuf_spec *A, const vuf_spec *B, const vuf_msg_def *a,
@@ -341,7 +356,14 @@ size_t vuf_spec_diff(const vuf_spec *A, const vuf_spec *B, void (*fn)(void *, co
         }
         payload_sig(a, x, sizeof x);
         payload_sig(b, y, sizeof y);
-        if (strcmp(x, y)) {
+        char *sa_span = strstr(x, " span("), *sb_span = strstr(y, " span(");
+        size_t la = sa_span ? (size_t)(sa_span - x) : strlen(x);
+        size_t lb = sb_span ? (size_t)(sb_span - y) : strlen(y);
+        if (strcmp(x, y) && la == lb && !strncmp(x, y, la)) {
+            /* same fields, other spans */
+            dout(&d, "~ payload %s: spans changed:%s ->%s", a->name, sa_span ? sa_span : " (none)",
+                 sb_span ? sb_span : " (none)");
+        } else if (strcmp(x, y)) {
             char sa[96], sb[96];
             vuf_payload_str(a, sa, sizeof sa);
             vuf_payload_str(b, sb, sizeof sb);

@@ -89,12 +89,22 @@ void vuf_reply_str(const vuf_spec *s, const vuf_msg_def *m, char *out, size_t ca
         n = snprintf(out, cap, "%s", k);
     if (n < 0 || (size_t)n >= cap)
         return;
+    int extra = 0;
     if (m->reply_cond == VUF_COND_PROTOCOL) {
         const vuf_feature_def *f = vuf_spec_feature(s, VUF_SPACE_PROTOCOL, m->reply_cond_bit);
-        snprintf(out + n, cap - (size_t)n, "; always (%s) if %s negotiated", pl, f ? f->name : "?");
+        extra = snprintf(out + n, cap - (size_t)n, "; always (%s) if %s negotiated", pl,
+                         f ? f->name : "?");
     } else if (m->reply_cond == VUF_COND_AFTER) {
-        snprintf(out + n, cap - (size_t)n, "; always (%s) after %s", pl, m->reply_cond_after->name);
+        extra = snprintf(out + n, cap - (size_t)n, "; always (%s) after %s", pl,
+                         m->reply_cond_after->name);
     }
+    if (extra < 0 || (size_t)(n + extra) >= cap)
+        return;
+    if (m->reply_error == VUF_RERR_U64)
+        snprintf(out + n + extra, cap - (size_t)(n + extra), "; failure: u64 0x%llx",
+                 (unsigned long long)m->reply_error_value);
+    else if (m->reply_error == VUF_RERR_EMPTY)
+        snprintf(out + n + extra, cap - (size_t)(n + extra), "; failure: empty payload");
 }
 
 void vuf_gates_str(const vuf_spec *s, const vuf_msg_def *m, char *out, size_t cap)
@@ -155,6 +165,9 @@ static void payload_fields(const vuf_payload_def *p, vuf_write_fn w, void *ctx, 
         else
             wf(w, ctx, "%s@%-3u %s %s\n", ind, f->offset, tn[f->type], f->name);
     }
+    for (size_t i = 0; i < p->nspans; i++)
+        wf(w, ctx, "%sspan %s + %s%s\n", ind, p->fields[p->spans[i].base_field].name,
+           p->fields[p->spans[i].size_field].name, p->spans[i].fd ? " (in the fd)" : "");
 }
 
 void vuf_spec_render_show(const vuf_spec *s, const vuf_msg_def *m, vuf_write_fn w, void *ctx)

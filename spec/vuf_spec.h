@@ -57,6 +57,16 @@ typedef enum {
 
 typedef struct vuf_payload_def vuf_payload_def;
 
+/* `span BASE SIZE [fd]` in a payload block: the range [BASE, BASE+SIZE) is
+ * addressable (its last byte BASE + SIZE - 1 does not overflow a u64). With `fd`, the range lies in
+ * the file descriptor that travels with the payload (or with this element of a variable array): its
+ * end is the least size that fd must have. */
+typedef struct {
+    int base_field, size_field; /* indices in the payload's fields[] */
+    bool fd;
+    unsigned line;
+} vuf_span_def;
+
 typedef struct {
     const char *name; /* NULL for pad */
     vuf_field_type type;
@@ -76,6 +86,8 @@ struct vuf_payload_def {
     const vuf_field_def *fields;
     int varray_field; /* index of the VARRAY field or -1 */
     bool is_empty;    /* the "empty" pseudo payload (present, 0 bytes) */
+    size_t nspans;
+    const vuf_span_def *spans;
     /* SIZE as written in the table ("N" or "N+Mn"); lint compares it with
      * the size computed from the fields. */
     uint32_t declared_fixed, declared_elem;
@@ -93,6 +105,10 @@ typedef struct {
 
 /* ---- messages ---- */
 typedef enum { VUF_REPLY_NONE, VUF_REPLY_ACK, VUF_REPLY_ALWAYS } vuf_reply_kind;
+
+/* How an explicit reply says "failed" (`reply-error`): not at all, with a
+ * u64 status value, or with an empty payload (GET_CONFIG). */
+typedef enum { VUF_RERR_NONE, VUF_RERR_U64, VUF_RERR_EMPTY } vuf_reply_error_kind;
 
 typedef enum {
     VUF_FDRULE_EXACT, /* n == a */
@@ -151,6 +167,8 @@ struct vuf_msg_def {
     const vuf_msg_def *reply_cond_after;  /* VUF_COND_AFTER */
     const vuf_payload_def *reply_payload; /* explicit reply payload or NULL */
     bool reply_size_matches_request;
+    vuf_reply_error_kind reply_error;
+    uint64_t reply_error_value; /* VUF_RERR_U64: the status a failure reply carries */
 
     vuf_fd_rule fds, reply_fds;
 
@@ -231,6 +249,10 @@ static inline uint64_t vuf_payload_size(const vuf_payload_def *p, uint64_t count
 
 /* Read the integer a resolved reference points at; false if out of range. */
 bool vuf_field_read(const vuf_field_ref *r, const uint8_t *payload, size_t len, uint64_t *out);
+/* Read span i of payload p at element base `pl` (len bytes): its base and
+ * size. False if the bytes are too short. */
+bool vuf_span_read(const vuf_payload_def *p, size_t i, const uint8_t *pl, size_t len,
+                   uint64_t *base, uint64_t *size);
 /* Resolve "a", "a[2].b" against a payload definition. */
 bool vuf_field_resolve(const vuf_payload_def *p, const char *path, vuf_field_ref *out);
 

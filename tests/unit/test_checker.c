@@ -74,6 +74,47 @@ int main(void)
         CHECK(!memcmp(&first[i], vuf_checker_violation(c, i), sizeof first[i]),
               "violation %zu identical", i);
 
+    /* a failed request has no effect: a NACKed SET_PROTOCOL_FEATURES leaves
+     * INBAND_NOTIFICATIONS unnegotiated (VRING_KICK is then a gate
+     * violation), a NACKed SET_MEM_TABLE leaves the IOTLB range unmapped */
+    static const char *failed =
+        "open main\n"
+        "F>B main GET_FEATURES\n"
+        "B>F main GET_FEATURES reply u64=0x340000000\n"
+        "F>B main GET_PROTOCOL_FEATURES\n"
+        "B>F main GET_PROTOCOL_FEATURES reply u64=0x4828\n"
+        "F>B main SET_PROTOCOL_FEATURES u64=0x8\n"
+        "F>B main SET_FEATURES u64=0x340000000\n"
+        "F>B main SET_PROTOCOL_FEATURES need_reply u64=0x4828\n"
+        "B>F main SET_PROTOCOL_FEATURES reply u64=1\n"
+        "F>B main VRING_KICK index=0 num=0\n"
+        "F>B main SET_MEM_TABLE need_reply regions[0].guest_addr=0 regions[0].size=0x10000 "
+        "regions[0].user_addr=0x10000 regions[0].mmap_offset=0 fds=memfd\n"
+        "B>F main SET_MEM_TABLE reply u64=0\n"
+        "F>B main SET_MEM_TABLE need_reply regions[0].guest_addr=0 regions[0].size=0x20000 "
+        "regions[0].user_addr=0x40000 regions[0].mmap_offset=0 fds=memfd\n"
+        "B>F main SET_MEM_TABLE reply u64=1\n"
+        "F>B main IOTLB_MSG iova=0 size=0x1000 uaddr=0x40000 perm=3 type=2\n"
+        "B>F main IOTLB_MSG reply u64=1\n";
+    vuf_trace *tf = vuf_trace_parse(s, failed, strlen(failed), "failed", &d);
+    CHECK(tf != NULL, "parse: %s", d.text);
+    if (tf) {
+        vuf_checker_reset(c);
+        feed_all(c, tf);
+        vuf_checker_state_get(c, &st);
+        CHECK(st.protocol_acked == 0x8, "NACKed protocol features not applied: 0x%llx",
+              (unsigned long long)st.protocol_acked);
+        CHECK(st.nregions == 1, "NACKed memory table not applied: %u regions", st.nregions);
+        const char *want2[] = {"GATE-PROTOCOL", "IOTLB-OUTSIDE-MEM"};
+        size_t n2 = vuf_checker_violation_count(c);
+        CHECK(n2 == 2, "2 violations, got %zu", n2);
+        for (size_t i = 0; i < n2 && i < 2; i++)
+            CHECK(!strcmp(vuf_checker_violation(c, i)->rule->id, want2[i]),
+                  "violation %zu is %s, want %s", i, vuf_checker_violation(c, i)->rule->id,
+                  want2[i]);
+        vuf_trace_free(tf);
+    }
+
     /* every catalogue id is unique and findable */
     for (size_t i = 0; i < vuf_rule_count(); i++) {
         const vuf_rule_info *r = vuf_rule_at(i);

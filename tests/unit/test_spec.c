@@ -158,6 +158,21 @@ int main(void)
                       "request vring_state\n reply ack\n reply-payload vring_state",
                       "'reply ack' replies are a u64");
     expect_lint_error("fds 1 socket", "fds 9 socket", "above channel frontend's max-fds 8");
+    /* span: fields of the payload, resolved at 'end'; reply-error */
+    expect_parse_error(" u64 mmap_offset\nend\n", " u64 mmap_offset\n span guest_addr sise\nend\n",
+                       19, "unknown field 'sise'");
+    expect_parse_error(" u64 mmap_offset\nend\n", " u64 mmap_offset\n span size\nend\n", 19,
+                       "expected 'span BASE SIZE'");
+    expect_parse_error(" u64 mmap_offset\nend\n",
+                       " u64 mmap_offset\n span mmap_offset size file\nend\n", 19,
+                       "expected 'span BASE SIZE'");
+    expect_parse_error("reply-payload u64\n section \"x\"",
+                       "reply-payload u64\n reply-error 0\n section \"x\"", 29,
+                       "bad reply error '0'");
+    expect_lint_error("request vring_state\n reply ack",
+                      "request vring_state\n reply ack\n"
+                      " reply-error 1",
+                      "reply-error needs an explicit reply payload");
     expect_lint_error("message backend 1 BACKEND_IOTLB_MSG\n initiator backend",
                       "message backend 1 BACKEND_IOTLB_MSG\n initiator frontend",
                       "initiator frontend contradicts channel backend");
@@ -225,6 +240,26 @@ int main(void)
         CHECK(br == 5 && (m->gate_protocol >> br & 1), "BACKEND_REQ gate");
         CHECK(!strcmp(m->name, "SET_BACKEND_REQ_FD"), "current name");
     }
+    /* spans and failure replies of the built-in table */
+    const vuf_payload_def *mr = vuf_spec_payload(def, "mem_region");
+    CHECK(mr && mr->nspans == 3, "mem_region has 3 spans");
+    if (mr && mr->nspans == 3) {
+        CHECK(mr->spans[2].fd && !mr->spans[0].fd, "only the mmap_offset span is in the fd");
+        uint8_t reg[32] = {0};
+        uint64_t v = 0x1000, sz = ~0ull, base = 0, size = 0;
+        memcpy(reg + 24, &v, 8);
+        memcpy(reg + 8, &sz, 8);
+        CHECK(vuf_span_read(mr, 2, reg, sizeof reg, &base, &size) && base == 0x1000 && size == sz,
+              "span read: mmap_offset 0x1000 size ~0");
+        CHECK(!vuf_span_read(mr, 2, reg, 20, &base, &size), "span read needs the bytes");
+    }
+    const vuf_msg_def *gc = vuf_spec_msg_by_name(def, VUF_CHAN_FRONTEND, "GET_CONFIG");
+    CHECK(gc && gc->reply_error == VUF_RERR_EMPTY, "GET_CONFIG fails with an empty reply");
+    const vuf_msg_def *sd = vuf_spec_msg_by_name(def, VUF_CHAN_FRONTEND, "SET_DEVICE_STATE_FD");
+    CHECK(sd && sd->reply_error == VUF_RERR_U64 && sd->reply_error_value == 0x101,
+          "SET_DEVICE_STATE_FD fails with 0x101");
+    const vuf_msg_def *gb = vuf_spec_msg_by_name(def, VUF_CHAN_FRONTEND, "GET_VRING_BASE");
+    CHECK(gb && gb->reply_error == VUF_RERR_NONE, "GET_VRING_BASE has no failure reply");
     /* every name is unique across both channels, including former names */
     for (int c = 0; c < VUF_CHAN_COUNT; c++)
         for (size_t i = 0; i < vuf_spec_msg_count(def, (vuf_channel)c); i++) {
