@@ -24,6 +24,7 @@ typedef struct {
     bool saved;
     vuf_checker_state st_before;
     size_t nreg_before;
+    uint8_t seen_before; /* seen[] of the request's id before it */
 } pending_t;
 
 struct vuf_checker {
@@ -333,7 +334,7 @@ static void check_fds(vuf_checker *c, const vuf_fd_rule *r, const vuf_event *ev,
         }
 }
 
-static void on_request(vuf_checker *c, const vuf_event *ev, const vuf_msg_view *v)
+static void on_request(vuf_checker *c, const vuf_event *ev, const vuf_msg_view *v, size_t before)
 {
     vuf_channel ch = ev->channel;
     vuf_side s = ev->sender;
@@ -350,7 +351,6 @@ static void on_request(vuf_checker *c, const vuf_event *ev, const vuf_msg_view *
                vuf_channel_name(ch));
         return;
     }
-    size_t before = vuf_checker_must_count(c, s);
     bool reply_ack = proto_acked(c, c->bit_reply_ack);
     if ((v->hdr.flags & VUF_F_NEED_REPLY) && !reply_ack)
         report(c, "REPLY-NEED-REPLY-NO-ACK", s, "NEED_REPLY set but REPLY_ACK is not negotiated");
@@ -479,6 +479,7 @@ static void on_request(vuf_checker *c, const vuf_event *ev, const vuf_msg_view *
     p->broke_must = vuf_checker_must_count(c, s) > before;
     p->event_index = c->events;
     p->req_len = len;
+    p->seen_before = c->seen[ch][d->id];
     c->seen[ch][d->id] = 1;
 }
 
@@ -553,6 +554,7 @@ static void on_reply(vuf_checker *c, const vuf_event *ev, const vuf_msg_view *v)
         c->st.protocol_offered = learned.protocol_offered;
         c->st.protocol_offered_known = learned.protocol_offered_known;
         c->st.queue_num = learned.queue_num;
+        c->seen[ch][d->id] = p->seen_before;
         c->nreg = p->nreg_before;
         memcpy(c->regions, c->regions_before, c->nreg * sizeof c->regions[0]);
         c->st.nregions = (uint32_t)c->nreg;
@@ -578,6 +580,8 @@ size_t vuf_checker_feed(vuf_checker *c, const vuf_event *ev)
                    ev->len);
             goto out;
         }
+        /* header violations count as the request's own (REACT rules) */
+        size_t before = vuf_checker_must_count(c, ev->sender);
         snprintf(c->idname, sizeof c->idname, "%u", v.hdr.request);
         c->cur_name = v.def ? v.def->name : c->idname;
         if (v.hdr.size != v.payload_len)
@@ -609,7 +613,7 @@ size_t vuf_checker_feed(vuf_checker *c, const vuf_event *ev)
                        "the %s, initiator of this channel, set the REPLY flag",
                        vuf_side_name(ev->sender));
             else
-                on_request(c, ev, &v);
+                on_request(c, ev, &v, before);
         } else if (!v.is_reply) {
             report(c, ch == VUF_CHAN_FRONTEND ? "INIT-BACKEND-ON-MAIN" : "INIT-FRONTEND-ON-BACKEND",
                    ev->sender, "request without the REPLY flag from the %s on the %s channel",

@@ -8,6 +8,10 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <linux/netlink.h>
+#include <linux/rtnetlink.h>
+#include <linux/sock_diag.h>
+#include <linux/unix_diag.h>
 #include <limits.h>
 #include <poll.h>
 #include <stdio.h>
@@ -541,4 +545,59 @@ vuf_fdkind vuf_fd_classify(int fd)
             return VUF_FDKIND_MEMFD;
     }
     return S_ISREG(st.st_mode) ? VUF_FDKIND_FILE : VUF_FDKIND_OTHER;
+}
+
+int vuf_unix_peer_ino(int fd, uint64_t *ino, uint64_t *peer_ino)
+{
+    struct stat st;
+    if (fstat(fd, &st))
+        return -1;
+    if (!S_ISSOCK(st.st_mode)) {
+        errno = ENOTSOCK;
+        return -1;
+    }
+    *ino = (uint64_t)st.st_ino;
+    int nl = socket(AF_NETLINK, SOCK_DGRAM | SOCK_CLOEXEC, NETLINK_SOCK_DIAG);
+    if (nl < 0) {
+        errno = EPROTONOSUPPORT;
+        return -1;
+    }
+    struct {
+        struct nlmsghdr h;
+        struct unix_diag_req r;
+    } req;
+    memset(&req, 0, sizeof req);
+    req.h.nlmsg_len = sizeof req;
+    req.h.nlmsg_type = SOCK_DIAG_BY_FAMILY;
+    req.h.nlmsg_flags = NLM_F_REQUEST;
+    req.r.sdiag_family = AF_UNIX;
+    req.r.udiag_states = ~0u;
+    req.r.udiag_ino = (uint32_t)st.st_ino;
+    req.r.udiag_show = UDIAG_SHOW_PEER;
+    req.r.udiag_cookie[0] = req.r.udiag_cookie[1] = ~0u;
+    /* a bounded wait: netlink answers at once, or never */
+    struct timeval tv = {.tv_sec = 1};
+    setsockopt(nl, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    union {
+        struct nlmsghdr h;
+        char b[1024];
+    } buf;
+    ssize_t n = -1;
+    if (send(nl, &req, sizeof req, 0) == (ssize_t)sizeof req)
+        n = recv(nl, &buf, sizeof buf, 0);
+    close(nl);
+    errno = ENOENT;
+    if (n < (ssize_t)NLMSG_LENGTH(sizeof(struct unix_diag_msg)) || !NLMSG_OK(&buf.h, (size_t)n) ||
+        buf.h.nlmsg_type != SOCK_DIAG_BY_FAMILY)
+        return -1;
+    struct unix_diag_msg *m = NLMSG_DATA(&buf.h);
+    int len = (int)buf.h.nlmsg_len - (int)NLMSG_LENGTH(sizeof *m);
+    for (struct rtattr *a = (struct rtattr *)(m + 1); RTA_OK(a, len); a = RTA_NEXT(a, len))
+        if (a->rta_type == UNIX_DIAG_PEER && RTA_PAYLOAD(a) >= sizeof(uint32_t)) {
+            uint32_t p;
+            memcpy(&p, RTA_DATA(a), sizeof p);
+            *peer_ino = p;
+            return 0;
+        }
+    return -1;
 }

@@ -147,4 +147,10 @@ int vuf_unix_connect(const char *path, int timeout_ms);
  * wire/codec.c. */
 vuf_fdkind vuf_fd_classify(int fd);
 
+/* The inode of a Unix socket and of its peer (sock_diag, UNIX_DIAG_PEER), so
+ * that a socket handed over later can be recognised as this connection's own
+ * end or its peer's. Returns 0, or -1 with errno (ENOTSOCK; ENOENT when the
+ * kernel gives no peer; EPROTONOSUPPORT without sock_diag). */
+int vuf_unix_peer_ino(int fd, uint64_t *ino, uint64_t *peer_ino);
+
 #endif

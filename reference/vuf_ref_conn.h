@@ -1,0 +1,63 @@
+/* vuf_ref_conn: one vhost-user connection of the reference device.
+ *
+ * The thin I/O layer around the I/O-free core (vuf_ref.h): it reads
+ * messages and their fds from the main socket and the back-end channel,
+ * classifies the fds (vuf_fd_classify), feeds the core, sends what the core
+ * says, signals the eventfds it names, and reports every event of the
+ * conversation (vuf_event) to an optional observer: the trace log of
+ * `vufuzz serve --trace`, or the checker of the fuzz harness. Events are in
+ * the order they happened on the device's side of the sockets.
+ *
+ * It never blocks longer than the timeouts it is given: every socket
+ * transfer is non-blocking with a deadline, and the eventfds the device keeps
+ * are non-blocking. Framing errors close the connection (the reaction
+ * policy, docs/reaction-policy.md).
+ */
+#ifndef VUF_REF_CONN_H
+#define VUF_REF_CONN_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "vuf_event.h"
+#include "vuf_ref.h"
+
+typedef struct vuf_ref_conn vuf_ref_conn;
+
+typedef void (*vuf_ref_event_fn)(void *ctx, const vuf_event *ev);
+
+typedef struct {
+    /* How long to wait for the rest of a message that has begun arriving
+     * (ms). 0: not at all (the fuzz harness writes whole messages). */
+    int io_timeout_ms;
+    /* Reply deadline of a back-end channel request (ms). < 0: the wait ends
+     * only with vuf_ref_conn_backend_timeout() (the deterministic harness). */
+    int backend_timeout_ms;
+    /* Kick polled queues (SET_VRING_KICK with the no-fd bit) on every step. */
+    bool poll_queues;
+    vuf_ref_event_fn on_event;   /* every event, or NULL */
+    void (*on_flush)(void *ctx); /* a FLUSH completed: make the disk durable */
+    void *ctx;
+} vuf_ref_conn_opts;
+
+/* Takes ownership of main_fd (a connected Unix stream socket). Reports
+ * "open main". NULL on allocation failure (main_fd is then closed). */
+vuf_ref_conn *vuf_ref_conn_new(vuf_ref *dev, int main_fd, const vuf_ref_conn_opts *o);
+/* Wait up to timeout_ms for something to do, then do everything that is
+ * ready (bounded). Returns false once the connection is closed. */
+bool vuf_ref_conn_step(vuf_ref_conn *c, int timeout_ms);
+/* Queue q is kicked now (a polled queue, or a harness that kicks directly). */
+void vuf_ref_conn_kick(vuf_ref_conn *c, uint32_t q);
+/* End the wait for the outstanding back-end request's reply. */
+void vuf_ref_conn_backend_timeout(vuf_ref_conn *c);
+/* Resize the disk (BACKEND_CONFIG_CHANGE_MSG when negotiated). */
+void vuf_ref_conn_set_disk(vuf_ref_conn *c, uint8_t *disk, uint64_t size);
+bool vuf_ref_conn_is_open(const vuf_ref_conn *c);
+/* The fds step() waits on (for an outer event loop). */
+int vuf_ref_conn_main_fd(const vuf_ref_conn *c);
+/* Close from the device's side ("close main by=B") and drop the device's
+ * per-connection state. */
+void vuf_ref_conn_close(vuf_ref_conn *c);
+void vuf_ref_conn_free(vuf_ref_conn *c); /* closes the connection if open */
+
+#endif
