@@ -353,7 +353,15 @@ int vuf_cmd_serve(int argc, char **argv)
             rc = 2;
             break;
         }
+        uint64_t done = vuf_ref_chains_completed(dev);
         while (!stop_sig && vuf_ref_conn_step(conn, 100)) {
+            if (sv.trace && vuf_ref_chains_completed(dev) != done) {
+                /* data-plane progress, as a comment line of the trace */
+                done = vuf_ref_chains_completed(dev);
+                fprintf(sv.trace, "# data plane: %llu requests completed\n",
+                        (unsigned long long)done);
+                fflush(sv.trace);
+            }
             handle_resize_signal(&sv, conn, dev);
             if (!poll_commands(&sv, conn, dev, &cmds)) {
                 quit = true;
