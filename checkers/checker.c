@@ -342,16 +342,25 @@ static void on_request(vuf_checker *c, const vuf_event *ev, const vuf_msg_view *
     const uint8_t *pl = v->payload;
     size_t len = v->payload_len;
     owed_missing(c, ch, -1, "before the next request");
-    if (v->hdr.request == 0) {
-        report(c, "HDR-ID-ZERO", s, "request id 0 is invalid");
-        return;
-    }
-    if (!d) {
-        report(c, "HDR-ID-UNKNOWN", s, "id %u is not a %s-channel message", v->hdr.request,
-               vuf_channel_name(ch));
-        return;
-    }
     bool reply_ack = proto_acked(c, c->bit_reply_ack);
+    if (v->hdr.request == 0 || !d) {
+        if (v->hdr.request == 0)
+            report(c, "HDR-ID-ZERO", s, "request id 0 is invalid");
+        else
+            report(c, "HDR-ID-UNKNOWN", s, "id %u is not a %s-channel message", v->hdr.request,
+                   vuf_channel_name(ch));
+        /* NEED_REPLY may be set on any command (REPLY_ACK): a failure ack
+         * may answer even an unknown one */
+        pending_t *p = &c->pending[ch];
+        memset(p, 0, sizeof *p);
+        p->active = true;
+        p->id = v->hdr.request;
+        p->ack_expected = (v->hdr.flags & VUF_F_NEED_REPLY) && reply_ack;
+        p->broke_must = true;
+        p->event_index = c->events;
+        p->req_len = len;
+        return;
+    }
     if ((v->hdr.flags & VUF_F_NEED_REPLY) && !reply_ack)
         report(c, "REPLY-NEED-REPLY-NO-ACK", s, "NEED_REPLY set but REPLY_ACK is not negotiated");
     uint64_t exp = 0;
@@ -496,7 +505,7 @@ static void on_reply(vuf_checker *c, const vuf_event *ev, const vuf_msg_view *v)
     }
     if (v->hdr.request != p->id) {
         report(c, "REPLY-ID-MISMATCH", s, "reply id %u to request %s (id %u)", v->hdr.request,
-               p->def->name, p->id);
+               p->def ? p->def->name : "an unknown request", p->id);
         p->active = false;
         return;
     }
@@ -507,6 +516,16 @@ static void on_reply(vuf_checker *c, const vuf_event *ev, const vuf_msg_view *v)
         report(c, "REPLY-ACK-UNREQUESTED", s, "ack sent though %s",
                proto_acked(c, c->bit_reply_ack) ? "NEED_REPLY was not set"
                                                 : "REPLY_ACK is not negotiated");
+    }
+    if (!d) {
+        /* the answer to an unknown request can only be an ack, a failure */
+        uint64_t val = 0;
+        if (len != 8)
+            report(c, "SIZE-REPLY", s, "reply payload is %zu bytes, an ack needs 8", len);
+        else if (memcpy(&val, pl, 8), val == 0 && s == VUF_SIDE_BACKEND)
+            report(c, "REACT-ACK-INVALID", s, "acked success to an unknown request");
+        p->active = false;
+        return;
     }
     const vuf_payload_def *lay = vuf_reply_layout(c->spec, d, p->explicit_reply);
     uint64_t exp = 0;

@@ -53,14 +53,16 @@ vuf_blk_result vuf_blk_execute(vuf_blk *b, const vuf_vq *vq, vuf_gmem *m, const 
             r.status = VUF_BLK_S_IOERR;
             break;
         }
-        written = (uint32_t)vuf_vq_write(vq, m, c, 0, b->disk + off, in_len);
+        if (in_len) /* a 0-byte read of a 0-byte disk has no disk address */
+            written = (uint32_t)vuf_vq_write(vq, m, c, 0, b->disk + off, in_len);
         break;
     case VUF_BLK_T_OUT:
         if (b->read_only || out_len % VUF_BLK_SECTOR || !in_disk(b, sector, out_len, &off)) {
             r.status = VUF_BLK_S_IOERR;
             break;
         }
-        vuf_vq_read(c, sizeof hdr, b->disk + off, out_len);
+        if (out_len)
+            vuf_vq_read(c, sizeof hdr, b->disk + off, out_len);
         break;
     case VUF_BLK_T_FLUSH:
         r.flush = true;

@@ -179,17 +179,11 @@ static void emit_partial(vuf_ref_conn *c, vuf_channel ch, const vuf_rx_msg *rx)
     emit_msg_kinds(c, VUF_SIDE_FRONTEND, ch, c->buf, len, NULL, 0);
 }
 
-static bool readable(int fd)
-{
-    struct pollfd p = {.fd = fd, .events = POLLIN};
-    return poll(&p, 1, 0) > 0 && (p.revents & (POLLIN | POLLHUP | POLLERR));
-}
-
 /* One message from channel ch. false: nothing more to read there now. */
 static bool read_one(vuf_ref_conn *c, vuf_channel ch)
 {
     int fd = ch == VUF_CHAN_FRONTEND ? c->main_fd : vuf_ref_backend_fd(c->dev);
-    if (fd < 0 || !readable(fd))
+    if (fd < 0)
         return false;
     vuf_rx_msg rx;
     memset(&rx, 0, sizeof rx);
@@ -263,15 +257,22 @@ bool vuf_ref_conn_step(vuf_ref_conn *c, int timeout_ms)
     int r = poll(pf, (nfds_t)n, timeout_ms);
     if (r < 0 && errno != EINTR)
         return c->open;
-    for (int k = 0; k < MSGS_PER_STEP && read_one(c, VUF_CHAN_FRONTEND); k++) {
-    }
-    for (int k = 0; c->open && k < MSGS_PER_STEP && read_one(c, VUF_CHAN_BACKEND); k++) {
-    }
-    /* kicks: the fds may have changed while messages were handled */
-    nk = c->open ? vuf_ref_kick_fds(c->dev, kfd, qs, VUF_REF_MAX_QUEUES) : 0;
-    for (size_t i = 0; i < nk && c->open; i++) {
+    const short ready = POLLIN | POLLHUP | POLLERR | POLLNVAL;
+    /* only what poll reported: each read loop ends at the first EAGAIN */
+    if (r > 0 && (pf[0].revents & ready))
+        for (int k = 0; k < MSGS_PER_STEP && read_one(c, VUF_CHAN_FRONTEND); k++) {
+        }
+    if (r > 0 && be >= 0 && (pf[1].revents & ready))
+        for (int k = 0; c->open && k < MSGS_PER_STEP && read_one(c, VUF_CHAN_BACKEND); k++) {
+        }
+    /* kicks whose eventfds fired and are still the queue's (messages may
+     * have replaced them meanwhile) */
+    size_t base = be >= 0 ? 2 : 1;
+    for (size_t i = 0; r > 0 && i < nk && c->open; i++) {
+        if (!(pf[base + i].revents & POLLIN) || vuf_ref_kick_fd(c->dev, qs[i]) != kfd[i])
+            continue;
         uint64_t cnt;
-        if (readable(kfd[i]) && read(kfd[i], &cnt, sizeof cnt) == (ssize_t)sizeof cnt)
+        if (read(kfd[i], &cnt, sizeof cnt) == (ssize_t)sizeof cnt)
             kick(c, qs[i]);
     }
     for (uint32_t q = 0; c->open && q < VUF_REF_MAX_QUEUES; q++)

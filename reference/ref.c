@@ -180,7 +180,7 @@ struct vuf_ref {
     vuf_blk blk;
     uint64_t status;
     vuf_vq_chain *chain;
-    uint64_t chains;
+    uint64_t chains, passes;
     const char *last_reason;
 };
 
@@ -606,9 +606,13 @@ static bool begin_ring(vuf_ref *d, uint32_t qi, vuf_ref_out *out, bool *used)
         queue_broken(d, qi, &r, out);
         return false;
     }
-    q->need_start = false;
     uint16_t heads[VUF_VQ_MAX_SIZE];
     size_t n = vuf_vq_inflight_pending(&q->vq, d->mem, heads, VUF_VQ_MAX_SIZE);
+    /* the heads left inflight were taken from the avail ring already: the
+     * next one to take follows them (a front-end restarts a crashed
+     * back-end's ring at the used index; libvhost-user and DPDK likewise) */
+    if (n)
+        q->vq.last_avail = (uint16_t)(q->vq.used_idx + n);
     for (size_t i = 0; i < n; i++) {
         vuf_vq_result cr = vuf_vq_chain_at(&q->vq, d->mem, heads[i], d->chain);
         if (cr.status == VUF_VQ_MISS) {
@@ -623,6 +627,7 @@ static bool begin_ring(vuf_ref *d, uint32_t qi, vuf_ref_out *out, bool *used)
             return false;
         *used = true;
     }
+    q->need_start = false; /* a stalled resubmission starts over when retried */
     return true;
 }
 
@@ -636,6 +641,7 @@ static void process(vuf_ref *d, uint32_t qi, vuf_ref_out *out)
         !vuf_gmem_count(d->mem))
         return;
     bool used = false;
+    d->passes++;
     if (q->need_start && !begin_ring(d, qi, out, &used))
         goto done;
     for (uint32_t n = 0; n < q->vq.num; n++) {
@@ -648,6 +654,18 @@ static void process(vuf_ref *d, uint32_t qi, vuf_ref_out *out)
         }
         if (r.status == VUF_VQ_BROKEN) {
             queue_broken(d, qi, &r, out);
+            break;
+        }
+        /* the used ring must translate before the request runs: a miss at
+         * push time would lose the completion of a request that ran. The
+         * chain is given back and taken again once the ring is mapped. */
+        r = vuf_vq_check_rings(&q->vq, d->mem);
+        if (r.status != VUF_VQ_EMPTY) {
+            q->vq.last_avail--;
+            if (r.status == VUF_VQ_MISS)
+                queue_miss(d, qi, &r, out);
+            else
+                queue_broken(d, qi, &r, out);
             break;
         }
         if (!run_chain(d, qi, out))
@@ -1563,6 +1581,11 @@ uint64_t vuf_ref_polled_queues(const vuf_ref *d)
     return m;
 }
 
+int vuf_ref_kick_fd(const vuf_ref *d, uint32_t q)
+{
+    return q < VUF_REF_MAX_QUEUES ? d->q[q].kick : -1;
+}
+
 int vuf_ref_call_fd(const vuf_ref *d, uint32_t q)
 {
     return q < VUF_REF_MAX_QUEUES ? d->q[q].call : -1;
@@ -1612,6 +1635,11 @@ const char *vuf_ref_last_reason(const vuf_ref *d)
 uint64_t vuf_ref_chains_completed(const vuf_ref *d)
 {
     return d->chains;
+}
+
+uint64_t vuf_ref_ring_passes(const vuf_ref *d)
+{
+    return d->passes;
 }
 
 bool vuf_ref_queue_broken(const vuf_ref *d, uint32_t q)

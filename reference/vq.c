@@ -190,6 +190,7 @@ vuf_vq_result vuf_vq_chain_at(const vuf_vq *vq, const vuf_gmem *m, uint16_t head
             table_n = len / 16;
             idx = 0;
             indirect = true;
+            count--; /* only points at the table: a table of the queue size is legal */
             continue;
         }
         bool write = (flags & VUF_VRING_DESC_F_WRITE) != 0;

@@ -126,6 +126,7 @@ bool vuf_ref_backend_waiting(const vuf_ref *d); /* a reply is awaited */
 size_t vuf_ref_kick_fds(const vuf_ref *d, int *fds, uint32_t *queues, size_t cap);
 /* Queues polled instead of kicked (SET_VRING_KICK with the no-fd bit). */
 uint64_t vuf_ref_polled_queues(const vuf_ref *d);
+int vuf_ref_kick_fd(const vuf_ref *d, uint32_t q);
 int vuf_ref_call_fd(const vuf_ref *d, uint32_t q);
 int vuf_ref_err_fd(const vuf_ref *d, uint32_t q);
 int vuf_ref_log_fd(const vuf_ref *d);
@@ -142,6 +143,10 @@ bool vuf_ref_supports(const vuf_ref *d, vuf_channel ch, uint32_t id);
 size_t vuf_ref_fd_count(const vuf_ref *d); /* fds the device holds */
 const char *vuf_ref_last_reason(const vuf_ref *d);
 uint64_t vuf_ref_chains_completed(const vuf_ref *d);
+/* Processing passes over a started, enabled ring: the only code that reads
+ * or writes guest memory through the rings (the guest-memory oracle compares
+ * memory when this moves). */
+uint64_t vuf_ref_ring_passes(const vuf_ref *d);
 bool vuf_ref_queue_broken(const vuf_ref *d, uint32_t q);
 
 #endif

@@ -71,6 +71,8 @@ static char *arena_strdup(arena_block **a, const char *s)
 #define MAX_PAYLOADS 128
 #define MAX_MSGS 256
 
+#define NAME_SLOTS 1024
+
 struct vuf_spec {
     arena_block *arena;
     char *filename;
@@ -83,6 +85,13 @@ struct vuf_spec {
     vuf_msg_def *msgs[VUF_CHAN_COUNT][MAX_MSGS];
     size_t nmsgs[VUF_CHAN_COUNT];
     int refs; /* for vuf_spec_open/release; -1 = the shared default */
+    /* lookup indexes, built once the table is loaded */
+    bool indexed;
+    vuf_feature_def *by_bit[2][64];
+    struct {
+        const char *name;
+        vuf_msg_def *msg;
+    } names[NAME_SLOTS];
 };
 
 const char *vuf_channel_name(vuf_channel c)
@@ -781,8 +790,33 @@ bool vuf_field_read(const vuf_field_ref *r, const uint8_t *payload, size_t len, 
 
 /* ---------- messages ---------- */
 
+static uint32_t name_hash(const char *n)
+{
+    uint32_t h = 2166136261u; /* FNV-1a over the lower-case name */
+    for (; *n; n++)
+        h = (h ^ (uint32_t)(unsigned char)tolower((unsigned char)*n)) * 16777619u;
+    return h;
+}
+
 static vuf_msg_def *find_msg_name(const vuf_spec *s, int chan, const char *name)
 {
+    if (s->indexed && chan == VUF_CHAN_COUNT) {
+        /* every name (current and former) of both channels, front-end first */
+        for (uint32_t i = name_hash(name) % NAME_SLOTS, k = 0; k < NAME_SLOTS;
+             k++, i = (i + 1) % NAME_SLOTS) {
+            if (!s->names[i].name)
+                return NULL;
+            if (!strcasecmp(s->names[i].name, name))
+                return s->names[i].msg;
+        }
+        return NULL;
+    }
+    if (s->indexed) {
+        vuf_msg_def *m = find_msg_name(s, VUF_CHAN_COUNT, name);
+        if (!m || (int)m->channel == chan)
+            return m;
+        /* the name belongs to the other channel first; look here too */
+    }
     for (int c = 0; c < VUF_CHAN_COUNT; c++) {
         if (chan != VUF_CHAN_COUNT && chan != c)
             continue;
@@ -1270,6 +1304,47 @@ static bool skip_block(parser *p, size_t *li)
     return perr(p, hd->lineno, 1, "'%s' block has no 'end'", hd->tok[0].s);
 }
 
+static void index_name(vuf_spec *s, const char *name, vuf_msg_def *m)
+{
+    for (uint32_t i = name_hash(name) % NAME_SLOTS, k = 0; k < NAME_SLOTS;
+         k++, i = (i + 1) % NAME_SLOTS) {
+        if (!s->names[i].name) {
+            s->names[i].name = name;
+            s->names[i].msg = m;
+            return;
+        }
+        if (!strcasecmp(s->names[i].name, name))
+            return; /* the first one (front-end channel) wins */
+    }
+}
+
+/* O(1) lookups for the hot paths (codec, checker, device, harness). */
+static void build_indexes(vuf_spec *s)
+{
+    for (size_t i = 0; i < s->nfeatures; i++) {
+        vuf_feature_def *f = s->features[i];
+        if (f->bit < 64 && (unsigned)f->space < 2 && !s->by_bit[f->space][f->bit])
+            s->by_bit[f->space][f->bit] = f;
+    }
+    size_t names = 0;
+    for (int c = 0; c < VUF_CHAN_COUNT; c++)
+        for (size_t i = 0; i < s->nmsgs[c]; i++) {
+            names++;
+            for (const char *const *fn = s->msgs[c][i]->former; *fn; fn++)
+                names++;
+        }
+    if (names > NAME_SLOTS / 2)
+        return; /* a huge table: linear lookups */
+    for (int c = 0; c < VUF_CHAN_COUNT; c++)
+        for (size_t i = 0; i < s->nmsgs[c]; i++) {
+            vuf_msg_def *m = s->msgs[c][i];
+            index_name(s, m->name, m);
+            for (const char *const *fn = m->former; *fn; fn++)
+                index_name(s, *fn, m);
+        }
+    s->indexed = true;
+}
+
 vuf_spec *vuf_spec_parse(const char *text, size_t len, const char *filename, vuf_diag *diag)
 {
     vuf_spec *s = calloc(1, sizeof *s);
@@ -1333,6 +1408,7 @@ vuf_spec *vuf_spec_parse(const char *text, size_t len, const char *filename, vuf
     free(p.lines);
     if (p.failed)
         goto fail_nolines;
+    build_indexes(s);
     return s;
 fail:
     free(p.lines);
@@ -1453,6 +1529,8 @@ const vuf_feature_def *vuf_spec_feature_at(const vuf_spec *s, size_t i)
 
 const vuf_feature_def *vuf_spec_feature(const vuf_spec *s, vuf_space sp, unsigned bit)
 {
+    if (s->indexed)
+        return bit < 64 && (unsigned)sp < 2 ? s->by_bit[sp][bit] : NULL;
     for (size_t i = 0; i < s->nfeatures; i++)
         if (s->features[i]->space == sp && s->features[i]->bit == bit)
             return s->features[i];

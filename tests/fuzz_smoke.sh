@@ -7,16 +7,19 @@
 set -uo pipefail
 B=${1:?usage: fuzz_smoke.sh BUILD_DIR}
 scale=${VUF_FUZZ_SMOKE_SCALE:-1}
-declare -A runs=([spec]=3000 [wire]=400000 [checker]=200000)
+declare -A runs=([spec]=3000 [wire]=400000 [checker]=200000 [session]=3000 [raw]=3000)
 pass=0 fail=0
 work=$(mktemp -d); trap 'rm -rf "$work"' EXIT
-mkdir -p "$work/spec" "$work/wire" "$work/checker"
+mkdir -p "$work/spec" "$work/wire" "$work/checker" "$work/session" "$work/raw"
 cp spec/vhost-user.spec "$work/spec/"
 cp tests/golden/*.trace tests/traces/*.trace "$work/checker/"
+# session seeds: the corpus, compiled by the build (BUILD/corpus/*.bin)
+cp "$B"/corpus/*.bin "$work/session/"
+printf '\x01\x00\x00\x00\x01\x00\x00\x00\x00\x00\x00\x00' >"$work/raw/get_features"
 # wire seeds: the messages of the handshake, as bytes (sender/channel byte + message)
 printf '\x00\x01\x00\x00\x00\x01\x00\x00\x00\x00\x00\x00\x00' >"$work/wire/get_features"
 printf '\x00\x15\x00\x00\x00\x09\x00\x00\x00\x00\x00\x00\x00' >"$work/wire/set_backend_req_fd"
-for t in spec wire checker; do
+for t in spec wire checker session raw; do
   bin="$B/fuzz/fuzz_$t"
   if [ ! -x "$bin" ]; then echo "FAIL $bin not built"; fail=$((fail + 1)); continue; fi
   for r in fuzz/regressions/$t-*.bin; do

@@ -2,7 +2,6 @@
  * binary, decode binary to text, check. */
 #include "cli.h"
 
-#ifdef VUF_HAVE_SESSION
 #include "vuf_session.h"
 
 #include <errno.h>
@@ -268,21 +267,3 @@ done:
     free(files);
     return rc;
 }
-
-#else /* built without vufsession */
-
-#include <string.h>
-
-int vuf_cmd_session(int argc, char **argv)
-{
-    for (int i = 1; i < argc; i++)
-        if (vuf_cli_is_help(argv[i])) {
-            printf("usage: vufuzz session encode|decode|check ...\n\n"
-                   "This vufuzz was built without the session library (protobuf-c).\n");
-            return 0;
-        }
-    fprintf(stderr, "vufuzz session: built without the session library (protobuf-c)\n");
-    return 2;
-}
-
-#endif

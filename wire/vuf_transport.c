@@ -92,6 +92,8 @@ static int wait_fd(int fd, short events, const deadline *d)
 {
     for (;;) {
         int ms = dl_remaining_ms(d);
+        if (ms == 0)
+            return 0; /* no time to wait: the caller's MSG_DONTWAIT read saw it all */
         struct pollfd p = {.fd = fd, .events = events};
         int r = poll(&p, 1, ms);
         if (r > 0) {

@@ -28,6 +28,26 @@ static void feed_all(vuf_checker *c, const vuf_trace *t)
     vuf_checker_finish(c);
 }
 
+/* Judge a conversation from scratch; its violations must be want[0..n). */
+static void expect_rules(vuf_checker *c, const char *what, const char *text,
+                         const char *const *want, size_t n)
+{
+    vuf_diag d;
+    vuf_trace *t = vuf_trace_parse(vuf_spec_default(), text, strlen(text), what, &d);
+    CHECK(t != NULL, "%s parses: %s", what, d.text);
+    if (!t)
+        return;
+    vuf_checker_reset(c);
+    feed_all(c, t);
+    size_t got = vuf_checker_violation_count(c);
+    CHECK(got == n, "%s: %zu violations, want %zu", what, got, n);
+    for (size_t i = 0; i < got && i < n; i++)
+        CHECK(!strcmp(vuf_checker_violation(c, i)->rule->id, want[i]),
+              "%s: violation %zu is %s, want %s", what, i, vuf_checker_violation(c, i)->rule->id,
+              want[i]);
+    vuf_trace_free(t);
+}
+
 int main(void)
 {
     const vuf_spec *s = vuf_spec_default();
@@ -96,24 +116,27 @@ int main(void)
         "B>F main SET_MEM_TABLE reply u64=1\n"
         "F>B main IOTLB_MSG iova=0 size=0x1000 uaddr=0x40000 perm=3 type=2\n"
         "B>F main IOTLB_MSG reply u64=1\n";
-    vuf_trace *tf = vuf_trace_parse(s, failed, strlen(failed), "failed", &d);
-    CHECK(tf != NULL, "parse: %s", d.text);
-    if (tf) {
-        vuf_checker_reset(c);
-        feed_all(c, tf);
-        vuf_checker_state_get(c, &st);
-        CHECK(st.protocol_acked == 0x8, "NACKed protocol features not applied: 0x%llx",
-              (unsigned long long)st.protocol_acked);
-        CHECK(st.nregions == 1, "NACKed memory table not applied: %u regions", st.nregions);
-        const char *want2[] = {"GATE-PROTOCOL", "IOTLB-OUTSIDE-MEM"};
-        size_t n2 = vuf_checker_violation_count(c);
-        CHECK(n2 == 2, "2 violations, got %zu", n2);
-        for (size_t i = 0; i < n2 && i < 2; i++)
-            CHECK(!strcmp(vuf_checker_violation(c, i)->rule->id, want2[i]),
-                  "violation %zu is %s, want %s", i, vuf_checker_violation(c, i)->rule->id,
-                  want2[i]);
-        vuf_trace_free(tf);
-    }
+    static const char *const want2[] = {"GATE-PROTOCOL", "IOTLB-OUTSIDE-MEM"};
+    expect_rules(c, "failed", failed, want2, 2);
+    vuf_checker_state_get(c, &st);
+    CHECK(st.protocol_acked == 0x8, "NACKed protocol features not applied: 0x%llx",
+          (unsigned long long)st.protocol_acked);
+    CHECK(st.nregions == 1, "NACKed memory table not applied: %u regions", st.nregions);
+
+    /* NEED_REPLY may be set on any command: an unknown id is answered with
+     * a failure ack, which is not unsolicited; a success ack is REACT */
+    static const char *unknown = "open main\n"
+                                 "F>B main GET_FEATURES\n"
+                                 "B>F main GET_FEATURES reply u64=0x140000000\n"
+                                 "F>B main GET_PROTOCOL_FEATURES\n"
+                                 "B>F main GET_PROTOCOL_FEATURES reply u64=0x8\n"
+                                 "F>B main SET_PROTOCOL_FEATURES u64=0x8\n"
+                                 "F>B main 99 need_reply\n"
+                                 "B>F main 99 reply raw=0100000000000000\n"
+                                 "F>B main 99 need_reply\n"
+                                 "B>F main 99 reply raw=0000000000000000\n";
+    static const char *const want3[] = {"HDR-ID-UNKNOWN", "HDR-ID-UNKNOWN", "REACT-ACK-INVALID"};
+    expect_rules(c, "unknown", unknown, want3, 3);
 
     /* every catalogue id is unique and findable */
     for (size_t i = 0; i < vuf_rule_count(); i++) {

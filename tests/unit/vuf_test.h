@@ -4,7 +4,11 @@
 #define VUF_TEST_H
 
 #include <dirent.h>
+#include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
+
+#include "vuf_spec.h"
 
 static int vuf_t_pass, vuf_t_fail;
 
@@ -38,6 +42,19 @@ static inline int vuf_test_count_fds(void)
             n++;
     closedir(d);
     return n - 1; /* the DIR's own fd */
+}
+
+/* The mask of a feature named in the table; a test whose table lacks it
+ * cannot run, so it stops. */
+static inline uint64_t vuf_test_feature(const vuf_spec *s, vuf_space sp, const char *name)
+{
+    int b = vuf_spec_feature_bit(s, sp, name);
+    if (b < 0) {
+        printf("FAIL: %s feature %s is not in the table\n",
+               sp == VUF_SPACE_PROTOCOL ? "protocol" : "virtio", name);
+        exit(1);
+    }
+    return 1ull << b;
 }
 
 #endif

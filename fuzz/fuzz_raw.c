@@ -1,0 +1,44 @@
+/* fuzz_raw: the baseline of the benchmarks. The same device and oracles as
+ * fuzz_session, fed the input as raw bytes on its main socket (no fds, no
+ * structure, no custom mutator): what a plain byte fuzzer reaches. */
+#include "vuf_runner.h"
+#include "vuf_session.h"
+
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+static vuf_runner *runner;
+
+int LLVMFuzzerInitialize(int *argc, char ***argv)
+{
+    (void)argc;
+    (void)argv;
+    signal(SIGPIPE, SIG_IGN);
+    const vuf_spec *s = vuf_spec_default();
+    runner = s ? vuf_runner_new(s, NULL) : NULL;
+    if (!runner)
+        abort();
+    return 0;
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+    Vuf__Raw raw = VUF__RAW__INIT;
+    raw.data.data = (uint8_t *)data;
+    raw.data.len = size;
+    Vuf__Action a = VUF__ACTION__INIT;
+    a.action_case = VUF__ACTION__ACTION_RAW;
+    a.raw = &raw;
+    Vuf__Action *acts[1] = {&a};
+    Vuf__Session s = VUF__SESSION__INIT;
+    s.actions = acts;
+    s.n_actions = 1;
+    vuf_finding f = vuf_runner_run(runner, &s);
+    if (f.kind) {
+        fprintf(stderr, "==vufuzz== finding: %s %s: %s\n", vuf_finding_kind_name(f.kind), f.rule,
+                f.text);
+        abort();
+    }
+    return 0;
+}

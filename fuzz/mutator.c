@@ -1,0 +1,894 @@
+/* The structure-aware session mutator (vuf_mutator.h).
+ *
+ * Inputs are protobuf-c messages; mutations walk the descriptors of the
+ * generated code (ProtobufCMessageDescriptor / ProtobufCFieldDescriptor), so
+ * a field added to fuzz/session.proto is mutated with no change here. Memory
+ * follows protobuf-c's unpack conventions (malloc'd strings, bytes, arrays
+ * and submessages) so protobuf_c_message_free_unpacked() frees any result. */
+#include "vuf_mutator.h"
+#include "vuf_session.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+struct vuf_mutator {
+    const vuf_spec *spec;
+    vuf_byte_mutator bytes;
+    uint64_t rng;
+    const char *last;
+    uint8_t *scratch;
+    size_t scratch_cap;
+};
+
+/* ---------- randomness ---------- */
+
+static uint64_t rnd(vuf_mutator *m)
+{
+    /* xorshift64* */
+    uint64_t x = m->rng;
+    x ^= x >> 12;
+    x ^= x << 25;
+    x ^= x >> 27;
+    m->rng = x;
+    return x * 0x2545f4914f6cdd1dull;
+}
+
+static uint64_t below(vuf_mutator *m, uint64_t n)
+{
+    return n ? rnd(m) % n : 0;
+}
+
+static void seed(vuf_mutator *m, unsigned s)
+{
+    m->rng = 0x9e3779b97f4a7c15ull ^ ((uint64_t)s * 0xbf58476d1ce4e5b9ull);
+    if (!m->rng)
+        m->rng = 1;
+    rnd(m);
+}
+
+static const uint64_t interesting[] = {0,
+                                       1,
+                                       2,
+                                       3,
+                                       4,
+                                       7,
+                                       8,
+                                       0xf,
+                                       0x10,
+                                       0x1f,
+                                       0x20,
+                                       0x40,
+                                       0x7f,
+                                       0x80,
+                                       0xff,
+                                       0x100,
+                                       0x101,
+                                       0x1ff,
+                                       0x200,
+                                       0x3ff,
+                                       0x400,
+                                       0x800,
+                                       0x1000,
+                                       0x7fff,
+                                       0x8000,
+                                       0xffff,
+                                       0x10000,
+                                       0x7fffffff,
+                                       0x80000000,
+                                       0xffffffff,
+                                       0x100000000ull,
+                                       0x7f0000000000ull,
+                                       0xfffffffffffff000ull,
+                                       0x7fffffffffffffffull,
+                                       0x8000000000000000ull,
+                                       0xffffffffffffffffull};
+
+static uint64_t mutate_int(vuf_mutator *m, uint64_t v, unsigned bits)
+{
+    switch (below(m, 8)) {
+    case 0:
+    case 1:
+        v = interesting[below(m, sizeof interesting / sizeof interesting[0])];
+        break;
+    case 2:
+        v ^= 1ull << below(m, bits);
+        break;
+    case 3:
+        v += 1 + below(m, 16);
+        break;
+    case 4:
+        v -= 1 + below(m, 16);
+        break;
+    case 5:
+        v = below(m, 16);
+        break;
+    case 6:
+        v = rnd(m);
+        break;
+    default:
+        v = ~v;
+        break;
+    }
+    return bits >= 64 ? v : v & ((1ull << bits) - 1);
+}
+
+/* ---------- protobuf-c plumbing ---------- */
+
+#define AT(msg, off, type) (*(type *)((char *)(msg) + (off)))
+
+static ProtobufCMessage *new_message(const ProtobufCMessageDescriptor *d)
+{
+    ProtobufCMessage *p = malloc(d->sizeof_message);
+    if (p)
+        d->message_init(p);
+    return p;
+}
+
+static ProtobufCMessage *copy_message(vuf_mutator *mu, const ProtobufCMessage *src)
+{
+    size_t n = protobuf_c_message_get_packed_size(src);
+    uint8_t *buf = malloc(n ? n : 1);
+    if (!buf)
+        return NULL;
+    protobuf_c_message_pack(src, buf);
+    ProtobufCMessage *c = protobuf_c_message_unpack(src->descriptor, NULL, n, buf);
+    free(buf);
+    (void)mu;
+    return c;
+}
+
+static char *dupstr(const char *s)
+{
+    size_t n = strlen(s) + 1;
+    char *d = malloc(n);
+    if (d)
+        memcpy(d, s, n);
+    return d;
+}
+
+static void set_string(char **slot, const char *s)
+{
+    char *d = dupstr(s);
+    if (d) {
+        free(*slot);
+        *slot = d;
+    }
+}
+
+static size_t elem_size(const ProtobufCFieldDescriptor *f)
+{
+    switch (f->type) {
+    case PROTOBUF_C_TYPE_INT64:
+    case PROTOBUF_C_TYPE_SINT64:
+    case PROTOBUF_C_TYPE_SFIXED64:
+    case PROTOBUF_C_TYPE_UINT64:
+    case PROTOBUF_C_TYPE_FIXED64:
+    case PROTOBUF_C_TYPE_DOUBLE:
+        return 8;
+    case PROTOBUF_C_TYPE_STRING:
+    case PROTOBUF_C_TYPE_MESSAGE:
+        return sizeof(void *);
+    case PROTOBUF_C_TYPE_BYTES:
+        return sizeof(ProtobufCBinaryData);
+    default:
+        return 4; /* 32-bit integers, enums, bools (protobuf_c_boolean), float */
+    }
+}
+
+static unsigned int_bits(const ProtobufCFieldDescriptor *f)
+{
+    return elem_size(f) == 8 ? 64 : 32;
+}
+
+/* ---------- leaf mutations ---------- */
+
+static void mutate_bytes(vuf_mutator *mu, ProtobufCBinaryData *b)
+{
+    size_t max = b->len + 64 < 4096 ? b->len + 64 : (b->len > 4096 ? b->len : 4096);
+    uint8_t *p = malloc(max ? max : 1);
+    if (!p)
+        return;
+    if (b->len)
+        memcpy(p, b->data, b->len);
+    size_t n = b->len;
+    if (mu->bytes && below(mu, 4)) {
+        n = mu->bytes(p, n, max);
+    } else {
+        switch (below(mu, 4)) {
+        case 0: /* flip */
+            if (n)
+                p[below(mu, n)] ^= (uint8_t)(1u << below(mu, 8));
+            break;
+        case 1: /* insert */
+            if (n < max) {
+                size_t at = below(mu, n + 1);
+                memmove(p + at + 1, p + at, n - at);
+                p[at] = (uint8_t)rnd(mu);
+                n++;
+            }
+            break;
+        case 2: /* delete */
+            if (n) {
+                size_t at = below(mu, n);
+                memmove(p + at, p + at + 1, n - at - 1);
+                n--;
+            }
+            break;
+        default: /* interesting byte */
+            if (n)
+                p[below(mu, n)] = (uint8_t)interesting[below(mu, 16)];
+            break;
+        }
+    }
+    free(b->data);
+    b->data = p;
+    b->len = n;
+}
+
+static void mutate_scalar(vuf_mutator *mu, const ProtobufCFieldDescriptor *f, void *v)
+{
+    switch (f->type) {
+    case PROTOBUF_C_TYPE_BOOL:
+        *(protobuf_c_boolean *)v = !*(protobuf_c_boolean *)v;
+        break;
+    case PROTOBUF_C_TYPE_ENUM: {
+        const ProtobufCEnumDescriptor *e = f->descriptor;
+        if (e && e->n_values && below(mu, 8))
+            *(int *)v = e->values[below(mu, e->n_values)].value;
+        else
+            *(int *)v = (int)mutate_int(mu, (uint32_t) * (int *)v, 32);
+        break;
+    }
+    case PROTOBUF_C_TYPE_STRING:
+        if (*(char **)v) {
+            char *s = *(char **)v;
+            size_t n = strlen(s);
+            if (n)
+                s[below(mu, n)] = (char)('A' + below(mu, 26));
+        }
+        break;
+    case PROTOBUF_C_TYPE_BYTES:
+        mutate_bytes(mu, v);
+        break;
+    case PROTOBUF_C_TYPE_FLOAT:
+    case PROTOBUF_C_TYPE_DOUBLE:
+        break;
+    default:
+        if (int_bits(f) == 64)
+            *(uint64_t *)v = mutate_int(mu, *(uint64_t *)v, 64);
+        else
+            *(uint32_t *)v = (uint32_t)mutate_int(mu, *(uint32_t *)v, 32);
+        break;
+    }
+}
+
+/* ---------- the table ---------- */
+
+static const vuf_msg_def *random_def(vuf_mutator *mu, bool backend)
+{
+    vuf_channel ch = backend ? VUF_CHAN_BACKEND : VUF_CHAN_FRONTEND;
+    size_t n = vuf_spec_msg_count(mu->spec, ch);
+    return n ? vuf_spec_msg_at(mu->spec, ch, below(mu, n)) : NULL;
+}
+
+/* A random field path of a payload layout, and whether it takes bytes. */
+static bool random_path(vuf_mutator *mu, const vuf_payload_def *p, char *out, size_t cap,
+                        bool *bytes)
+{
+    if (!p || p->is_empty || !p->nfields)
+        return false;
+    for (int tries = 0; tries < 8; tries++) {
+        const vuf_field_def *f = &p->fields[below(mu, p->nfields)];
+        if (!f->name)
+            continue;
+        *bytes = false;
+        if (f->type <= VUF_FT_U64) {
+            snprintf(out, cap, "%s", f->name);
+        } else if (f->type == VUF_FT_BYTES || (f->type == VUF_FT_VARRAY && !f->element)) {
+            snprintf(out, cap, "%s", f->name);
+            *bytes = true;
+        } else if (f->type == VUF_FT_VARRAY) {
+            const vuf_payload_def *e = f->element;
+            const vuf_field_def *sub = &e->fields[below(mu, e->nfields)];
+            if (!sub->name || sub->type > VUF_FT_U64)
+                continue;
+            uint32_t k = (uint32_t)below(mu, f->max_count < 4 ? f->max_count : 4);
+            snprintf(out, cap, "%s[%u].%s", f->name, k, sub->name);
+        } else {
+            continue;
+        }
+        return true;
+    }
+    return false;
+}
+
+/* A value for a field, with the table where it knows better. */
+static uint64_t table_value(vuf_mutator *mu, const vuf_msg_def *def, const char *path, uint64_t v)
+{
+    if (def && !strcmp(path, "u64") && below(mu, 2)) {
+        /* feature words: flip a bit the table names */
+        size_t n = vuf_spec_feature_count(mu->spec);
+        const vuf_feature_def *f = n ? vuf_spec_feature_at(mu->spec, below(mu, n)) : NULL;
+        if (f)
+            return v ^ (1ull << f->bit);
+    }
+    if (def && def->vring.present && !strcmp(path, def->vring.path) && below(mu, 2))
+        return below(mu, 4) | (below(mu, 4) ? 0 : 0x100); /* small index, NOFD bit now and then */
+    return mutate_int(mu, v, 64);
+}
+
+/* ---------- table-aware Message mutations ---------- */
+
+static Vuf__Field *add_field(Vuf__Message *m)
+{
+    Vuf__Field **nf = realloc(m->fields, (m->n_fields + 1) * sizeof *nf);
+    if (!nf)
+        return NULL;
+    m->fields = nf;
+    Vuf__Field *f = (Vuf__Field *)new_message(&vuf__field__descriptor);
+    if (!f)
+        return NULL;
+    f->path = dupstr("");
+    m->fields[m->n_fields++] = f;
+    return f;
+}
+
+static void set_field(vuf_mutator *mu, const vuf_msg_def *def, Vuf__Field *f, const char *path,
+                      bool bytes)
+{
+    set_string(&f->path, path);
+    if (bytes) {
+        f->has_bytes = true;
+        f->has_value = false;
+        mutate_bytes(mu, &f->bytes);
+    } else {
+        f->has_value = true;
+        f->has_bytes = false;
+        free(f->bytes.data);
+        f->bytes.data = NULL;
+        f->bytes.len = 0;
+        f->value = table_value(mu, def, path, f->value);
+    }
+}
+
+static bool mutate_table_message(vuf_mutator *mu, Vuf__Message *m, bool backend)
+{
+    uint32_t id;
+    const vuf_msg_def *def =
+        vuf_session_msg_def(mu->spec, backend ? VUF_CHAN_BACKEND : VUF_CHAN_FRONTEND, m, &id);
+    bool try_ack;
+    const vuf_payload_def *lay =
+        def ? vuf_session_layout(mu->spec, def, m->has_reply && m->reply, &try_ack) : NULL;
+    char path[128];
+    bool bytes;
+    switch (below(mu, 6)) {
+    case 0: { /* another table message (mostly this channel) */
+        const vuf_msg_def *d = random_def(mu, below(mu, 5) == 0 ? !backend : backend);
+        if (!d)
+            return false;
+        set_string(&m->name, d->name);
+        m->has_id = false;
+        mu->last = "rename-message";
+        return true;
+    }
+    case 1: /* a field of the layout */
+        if (!random_path(mu, lay, path, sizeof path, &bytes))
+            return false;
+        for (size_t i = 0; i < m->n_fields; i++)
+            if (!strcmp(m->fields[i]->path, path)) {
+                set_field(mu, def, m->fields[i], path, bytes);
+                mu->last = "mutate-field";
+                return true;
+            }
+        {
+            Vuf__Field *f = add_field(m);
+            if (!f)
+                return false;
+            set_field(mu, def, f, path, bytes);
+        }
+        mu->last = "add-field";
+        return true;
+    case 2: /* drop a field (a derived one comes back derived) */
+        if (!m->n_fields)
+            return false;
+        {
+            size_t i = below(mu, m->n_fields);
+            protobuf_c_message_free_unpacked(&m->fields[i]->base, NULL);
+            m->fields[i] = m->fields[--m->n_fields];
+        }
+        mu->last = "drop-field";
+        return true;
+    case 3: /* a value, the table's way */
+        if (!m->n_fields)
+            return false;
+        {
+            Vuf__Field *f = m->fields[below(mu, m->n_fields)];
+            if (f->has_bytes)
+                mutate_bytes(mu, &f->bytes);
+            else {
+                f->has_value = true;
+                f->value = table_value(mu, def, f->path, f->value);
+            }
+        }
+        mu->last = "table-value";
+        return true;
+    case 4: { /* raw id */
+        m->has_id = true;
+        m->id = below(mu, 2) ? (uint32_t)below(mu, 64) : (uint32_t)mutate_int(mu, m->id, 32);
+        free(m->name);
+        m->name = NULL;
+        mu->last = "raw-id";
+        return true;
+    }
+    default: { /* header: NEED_REPLY, REPLY, truncation */
+        unsigned k = (unsigned)below(mu, 3);
+        if (k == 0) {
+            m->has_need_reply = true;
+            m->need_reply = !m->need_reply;
+        } else if (k == 1) {
+            m->has_reply = true;
+            m->reply = !m->reply;
+        } else {
+            m->has_truncate = !m->has_truncate;
+            m->truncate = (uint32_t)below(mu, 24);
+        }
+        mu->last = "header";
+        return true;
+    }
+    }
+}
+
+/* ---------- generic descriptor walk ---------- */
+
+static bool mutate_message(vuf_mutator *mu, ProtobufCMessage *msg, int depth);
+
+/* Set oneof member f of msg to a fresh value (clearing the old member). */
+static void oneof_switch(vuf_mutator *mu, ProtobufCMessage *msg, const ProtobufCFieldDescriptor *f)
+{
+    const ProtobufCMessageDescriptor *d = msg->descriptor;
+    uint32_t cur = AT(msg, f->quantifier_offset, uint32_t);
+    for (unsigned i = 0; i < d->n_fields; i++) {
+        const ProtobufCFieldDescriptor *o = &d->fields[i];
+        if (o->id == cur && (o->flags & PROTOBUF_C_FIELD_FLAG_ONEOF) &&
+            o->quantifier_offset == f->quantifier_offset) {
+            if (o->type == PROTOBUF_C_TYPE_MESSAGE && AT(msg, o->offset, ProtobufCMessage *))
+                protobuf_c_message_free_unpacked(AT(msg, o->offset, ProtobufCMessage *), NULL);
+            else if (o->type == PROTOBUF_C_TYPE_STRING)
+                free(AT(msg, o->offset, char *));
+            else if (o->type == PROTOBUF_C_TYPE_BYTES)
+                free(AT(msg, o->offset, ProtobufCBinaryData).data);
+        }
+    }
+    memset((char *)msg + f->offset, 0, elem_size(f));
+    AT(msg, f->quantifier_offset, uint32_t) = f->id;
+    if (f->type == PROTOBUF_C_TYPE_MESSAGE)
+        AT(msg, f->offset, ProtobufCMessage *) = new_message(f->descriptor);
+    else if (f->type == PROTOBUF_C_TYPE_BOOL)
+        AT(msg, f->offset, protobuf_c_boolean) = 1;
+    else if (f->type != PROTOBUF_C_TYPE_STRING && f->type != PROTOBUF_C_TYPE_BYTES)
+        mutate_scalar(mu, f, (char *)msg + f->offset);
+    (void)mu;
+}
+
+static void free_elem(const ProtobufCFieldDescriptor *f, void *e)
+{
+    if (f->type == PROTOBUF_C_TYPE_MESSAGE && *(ProtobufCMessage **)e)
+        protobuf_c_message_free_unpacked(*(ProtobufCMessage **)e, NULL);
+    else if (f->type == PROTOBUF_C_TYPE_STRING)
+        free(*(char **)e);
+    else if (f->type == PROTOBUF_C_TYPE_BYTES)
+        free(((ProtobufCBinaryData *)e)->data);
+}
+
+static bool mutate_repeated(vuf_mutator *mu, ProtobufCMessage *msg,
+                            const ProtobufCFieldDescriptor *f, int depth)
+{
+    size_t *n = &AT(msg, f->quantifier_offset, size_t);
+    char **arr = &AT(msg, f->offset, char *);
+    size_t es = elem_size(f);
+    unsigned op = (unsigned)below(mu, *n ? 5 : 1);
+    if (op == 0 && *n < 64) { /* insert a fresh element */
+        char *na = realloc(*arr, (*n + 1) * es);
+        if (!na)
+            return false;
+        *arr = na;
+        size_t at = below(mu, *n + 1);
+        memmove(na + (at + 1) * es, na + at * es, (*n - at) * es);
+        memset(na + at * es, 0, es);
+        if (f->type == PROTOBUF_C_TYPE_MESSAGE)
+            *(ProtobufCMessage **)(na + at * es) = new_message(f->descriptor);
+        else if (f->type == PROTOBUF_C_TYPE_STRING)
+            *(char **)(na + at * es) = dupstr("");
+        else
+            mutate_scalar(mu, f, na + at * es);
+        if (f->type == PROTOBUF_C_TYPE_MESSAGE && !*(ProtobufCMessage **)(na + at * es)) {
+            memmove(na + at * es, na + (at + 1) * es, (*n - at) * es);
+            return false;
+        }
+        (*n)++;
+        mu->last = "insert-element";
+        return true;
+    }
+    if (!*n)
+        return false;
+    size_t i = below(mu, *n);
+    char *e = *arr + i * es;
+    if (op == 1) { /* delete */
+        free_elem(f, e);
+        memmove(e, e + es, (*n - i - 1) * es);
+        (*n)--;
+        mu->last = "delete-element";
+        return true;
+    }
+    if (op == 2 && *n > 1) { /* swap */
+        size_t j = below(mu, *n);
+        char tmp[sizeof(ProtobufCBinaryData)];
+        memcpy(tmp, e, es);
+        memcpy(e, *arr + j * es, es);
+        memcpy(*arr + j * es, tmp, es);
+        mu->last = "swap-elements";
+        return true;
+    }
+    if (f->type == PROTOBUF_C_TYPE_MESSAGE)
+        return mutate_message(mu, *(ProtobufCMessage **)e, depth + 1);
+    mutate_scalar(mu, f, e);
+    mu->last = "mutate-element";
+    return true;
+}
+
+static bool mutate_field(vuf_mutator *mu, ProtobufCMessage *msg, const ProtobufCFieldDescriptor *f,
+                         int depth)
+{
+    if (f->label == PROTOBUF_C_LABEL_REPEATED)
+        return mutate_repeated(mu, msg, f, depth);
+    void *v = (char *)msg + f->offset;
+    if (f->flags & PROTOBUF_C_FIELD_FLAG_ONEOF) {
+        if (AT(msg, f->quantifier_offset, uint32_t) != f->id || below(mu, 8) == 0) {
+            oneof_switch(mu, msg, f);
+            mu->last = "oneof-switch";
+            return true;
+        }
+    } else if (f->label == PROTOBUF_C_LABEL_OPTIONAL && f->type != PROTOBUF_C_TYPE_MESSAGE &&
+               f->type != PROTOBUF_C_TYPE_STRING) {
+        protobuf_c_boolean *has = &AT(msg, f->quantifier_offset, protobuf_c_boolean);
+        if (*has && below(mu, 6) == 0) {
+            *has = 0; /* absent: derived or default again */
+            mu->last = "clear-optional";
+            return true;
+        }
+        *has = 1;
+    }
+    if (f->type == PROTOBUF_C_TYPE_MESSAGE) {
+        ProtobufCMessage **sub = v;
+        if (!*sub) {
+            *sub = new_message(f->descriptor);
+            mu->last = "new-submessage";
+            return *sub != NULL;
+        }
+        if (f->label == PROTOBUF_C_LABEL_OPTIONAL && !(f->flags & PROTOBUF_C_FIELD_FLAG_ONEOF) &&
+            below(mu, 16) == 0) {
+            protobuf_c_message_free_unpacked(*sub, NULL);
+            *sub = NULL;
+            mu->last = "drop-submessage";
+            return true;
+        }
+        return mutate_message(mu, *sub, depth + 1);
+    }
+    if (f->type == PROTOBUF_C_TYPE_STRING && !*(char **)v)
+        *(char **)v = dupstr("");
+    mutate_scalar(mu, f, v);
+    mu->last = "mutate-scalar";
+    return true;
+}
+
+static bool mutate_message(vuf_mutator *mu, ProtobufCMessage *msg, int depth)
+{
+    if (!msg || depth > 8)
+        return false;
+    const ProtobufCMessageDescriptor *d = msg->descriptor;
+    if (d == &vuf__message__descriptor && below(mu, 2))
+        return mutate_table_message(mu, (Vuf__Message *)msg, false);
+    if (!d->n_fields)
+        return false;
+    return mutate_field(mu, msg, &d->fields[below(mu, d->n_fields)], depth);
+}
+
+/* ---------- actions ---------- */
+
+static Vuf__Fd *new_fd(Vuf__FdKind k, uint32_t ref, bool has_ref)
+{
+    Vuf__Fd *f = (Vuf__Fd *)new_message(&vuf__fd__descriptor);
+    if (f) {
+        f->kind = k;
+        f->has_ref = has_ref;
+        f->ref = ref;
+    }
+    return f;
+}
+
+/* A fresh action of the kinds a driver and a front-end produce. */
+static Vuf__Action *gen_action(vuf_mutator *mu)
+{
+    Vuf__Action *a = (Vuf__Action *)new_message(&vuf__action__descriptor);
+    if (!a)
+        return NULL;
+    unsigned k = (unsigned)below(mu, 20);
+    if (k < 10) { /* a table message, fields derived or one set */
+        Vuf__Message *m = (Vuf__Message *)new_message(&vuf__message__descriptor);
+        const vuf_msg_def *d = random_def(mu, false);
+        if (!m || !d) {
+            free(m);
+            return a;
+        }
+        m->name = dupstr(d->name);
+        if (below(mu, 2))
+            mutate_table_message(mu, m, false);
+        if (below(mu, 3) == 0) {
+            m->has_need_reply = true;
+            m->need_reply = true;
+        }
+        a->action_case = VUF__ACTION__ACTION_SEND;
+        a->send = m;
+    } else if (k < 13) {
+        a->action_case = VUF__ACTION__ACTION_BLK;
+        a->blk = (Vuf__BlkRequest *)new_message(&vuf__blk_request__descriptor);
+        static const uint32_t types[] = {0, 1, 4, 8, 0, 1, 11, 0xffffffff};
+        if (a->blk) {
+            a->blk->type = types[below(mu, 8)];
+            if (below(mu, 3) == 0) {
+                a->blk->has_sector = true;
+                a->blk->sector = mutate_int(mu, 0, 64);
+            }
+            a->blk->has_indirect = below(mu, 3) == 0;
+            a->blk->indirect = a->blk->has_indirect;
+        }
+    } else if (k < 15) {
+        a->action_case = VUF__ACTION__ACTION_KICK;
+        a->kick = (Vuf__Kick *)new_message(&vuf__kick__descriptor);
+        if (a->kick && below(mu, 4) == 0) {
+            a->kick->has_inband = true;
+            a->kick->inband = true;
+        }
+    } else if (k == 15) {
+        a->action_case = VUF__ACTION__ACTION_BACKEND_REPLY;
+        a->backend_reply = (Vuf__BackendReply *)new_message(&vuf__backend_reply__descriptor);
+        if (a->backend_reply)
+            a->backend_reply->kind = (Vuf__BackendReply__Kind)below(mu, 7);
+    } else if (k == 16) {
+        a->action_case = VUF__ACTION__ACTION_DESC;
+        a->desc = (Vuf__Desc *)new_message(&vuf__desc__descriptor);
+        if (a->desc) {
+            a->desc->index = (uint32_t)below(mu, 16);
+            a->desc->has_next = true;
+            a->desc->next = (uint32_t)below(mu, 16);
+            a->desc->has_flags = true;
+            a->desc->flags = (uint32_t)below(mu, 8);
+        }
+    } else if (k == 17) {
+        a->action_case = VUF__ACTION__ACTION_RESIZE;
+        a->resize = below(mu, 2) ? 2u << 20 : mutate_int(mu, 1u << 20, 64);
+    } else if (k == 18) { /* the back-end channel handed over again, or broken */
+        Vuf__Message *m = (Vuf__Message *)new_message(&vuf__message__descriptor);
+        static const Vuf__FdKind kinds[] = {
+            VUF__FD_KIND__FD_SOCKET,        VUF__FD_KIND__FD_SOCKET_PEER_CLOSED,
+            VUF__FD_KIND__FD_SOCKET_LISTEN, VUF__FD_KIND__FD_SOCKET_DGRAM,
+            VUF__FD_KIND__FD_MAIN_CHANNEL,  VUF__FD_KIND__FD_BACKEND_CHANNEL,
+            VUF__FD_KIND__FD_EVENTFD,       VUF__FD_KIND__FD_PIPE_READ,
+            VUF__FD_KIND__FD_CLOSED_NUMBER, VUF__FD_KIND__FD_DUP};
+        if (!m)
+            return a;
+        m->name = dupstr("SET_BACKEND_REQ_FD");
+        m->has_need_reply = true;
+        m->need_reply = true;
+        m->fds = malloc(sizeof *m->fds);
+        if (m->fds) {
+            m->fds[0] = new_fd(kinds[below(mu, 10)], (uint32_t)below(mu, 4), true);
+            m->n_fds = m->fds[0] ? 1 : 0;
+        }
+        a->action_case = VUF__ACTION__ACTION_SEND;
+        a->send = m;
+    } else {
+        static const Vuf__Action__ActionCase rare[] = {VUF__ACTION__ACTION_CLOSE_BACKEND,
+                                                       VUF__ACTION__ACTION_DISCONNECT,
+                                                       VUF__ACTION__ACTION_CONNECT};
+        a->action_case = rare[below(mu, 3)];
+        a->close_backend = 1; /* the union's bool for all three */
+    }
+    return a;
+}
+
+static bool insert_action(vuf_mutator *mu, Vuf__Session *s, Vuf__Action *a)
+{
+    if (!a)
+        return false;
+    Vuf__Action **na = realloc(s->actions, (s->n_actions + 1) * sizeof *na);
+    if (!na) {
+        protobuf_c_message_free_unpacked(&a->base, NULL);
+        return false;
+    }
+    s->actions = na;
+    size_t at = below(mu, s->n_actions + 1);
+    memmove(na + at + 1, na + at, (s->n_actions - at) * sizeof *na);
+    na[at] = a;
+    s->n_actions++;
+    return true;
+}
+
+static void delete_action(Vuf__Session *s, size_t i)
+{
+    protobuf_c_message_free_unpacked(&s->actions[i]->base, NULL);
+    memmove(s->actions + i, s->actions + i + 1, (s->n_actions - i - 1) * sizeof *s->actions);
+    s->n_actions--;
+}
+
+static bool mutate_session(vuf_mutator *mu, Vuf__Session *s)
+{
+    size_t n = s->n_actions;
+    switch (below(mu, 10)) {
+    case 0:
+    case 1:
+        mu->last = "insert-action";
+        return insert_action(mu, s, gen_action(mu));
+    case 2:
+        if (!n)
+            return false;
+        delete_action(s, below(mu, n));
+        mu->last = "delete-action";
+        return true;
+    case 3:
+        if (!n || n >= 512)
+            return false;
+        mu->last = "duplicate-action";
+        return insert_action(mu, s,
+                             (Vuf__Action *)copy_message(mu, &s->actions[below(mu, n)]->base));
+    case 4:
+        if (n < 2)
+            return false;
+        {
+            size_t i = below(mu, n), j = below(mu, n);
+            Vuf__Action *t = s->actions[i];
+            s->actions[i] = s->actions[j];
+            s->actions[j] = t;
+        }
+        mu->last = "swap-actions";
+        return true;
+    case 5: /* splice: a run of actions copied elsewhere */
+        if (!n || n >= 512)
+            return false;
+        {
+            size_t i = below(mu, n), len = 1 + below(mu, n - i < 8 ? n - i : 8);
+            for (size_t k = 0; k < len; k++)
+                insert_action(mu, s, (Vuf__Action *)copy_message(mu, &s->actions[i + k]->base));
+        }
+        mu->last = "splice-actions";
+        return true;
+    case 6:
+        if (!s->config)
+            s->config = (Vuf__Config *)new_message(&vuf__config__descriptor);
+        return mutate_message(mu, &s->config->base, 0);
+    default:
+        if (!n)
+            return insert_action(mu, s, gen_action(mu));
+        return mutate_message(mu, &s->actions[below(mu, n)]->base, 0);
+    }
+}
+
+/* ---------- entry points ---------- */
+
+vuf_mutator *vuf_mutator_new(const vuf_spec *spec, vuf_byte_mutator bytes)
+{
+    vuf_mutator *m = calloc(1, sizeof *m);
+    if (m) {
+        m->spec = spec;
+        m->bytes = bytes;
+        m->last = "none";
+        seed(m, 1);
+    }
+    return m;
+}
+
+void vuf_mutator_free(vuf_mutator *m)
+{
+    if (m)
+        free(m->scratch);
+    free(m);
+}
+
+const char *vuf_mutator_last(const vuf_mutator *m)
+{
+    return m->last;
+}
+
+static Vuf__Session *fresh_session(vuf_mutator *mu)
+{
+    Vuf__Session *s = (Vuf__Session *)new_message(&vuf__session__descriptor);
+    for (int i = 0; s && i < 4; i++)
+        insert_action(mu, s, gen_action(mu));
+    return s;
+}
+
+/* Pack s into out[0..max); drops trailing actions until it fits. */
+static size_t pack_into(Vuf__Session *s, uint8_t *out, size_t max)
+{
+    while (protobuf_c_message_get_packed_size(&s->base) > max && s->n_actions)
+        delete_action(s, s->n_actions - 1);
+    size_t n = protobuf_c_message_get_packed_size(&s->base);
+    if (n > max)
+        return 0;
+    return protobuf_c_message_pack(&s->base, out);
+}
+
+size_t vuf_mutator_mutate(vuf_mutator *m, uint8_t *data, size_t size, size_t max, unsigned sd)
+{
+    seed(m, sd ^ (unsigned)size);
+    Vuf__Session *s = vuf_session_unpack(data, size);
+    if (!s) {
+        s = fresh_session(m);
+        m->last = "fresh-session";
+    }
+    if (!s)
+        return size;
+    unsigned rounds = 1 + (unsigned)below(m, 4);
+    for (unsigned i = 0; i < rounds; i++)
+        for (int tries = 0; tries < 4 && !mutate_session(m, s); tries++) {
+        }
+    size_t n = pack_into(s, data, max);
+    vuf_session_free(s);
+    return n ? n : size;
+}
+
+size_t vuf_mutator_crossover(vuf_mutator *m, const uint8_t *a, size_t alen, const uint8_t *b,
+                             size_t blen, uint8_t *out, size_t max, unsigned sd)
+{
+    seed(m, sd);
+    Vuf__Session *x = vuf_session_unpack(a, alen), *y = vuf_session_unpack(b, blen);
+    size_t n = 0;
+    if (x && y) {
+        /* x's first part, then y's last part */
+        size_t cut = below(m, x->n_actions + 1), from = below(m, y->n_actions + 1);
+        while (x->n_actions > cut)
+            delete_action(x, x->n_actions - 1);
+        for (size_t i = from; i < y->n_actions && x->n_actions < 1024; i++) {
+            Vuf__Action *c = (Vuf__Action *)copy_message(m, &y->actions[i]->base);
+            Vuf__Action **na = c ? realloc(x->actions, (x->n_actions + 1) * sizeof *na) : NULL;
+            if (!na) {
+                if (c)
+                    protobuf_c_message_free_unpacked(&c->base, NULL);
+                break;
+            }
+            x->actions = na;
+            na[x->n_actions++] = c;
+        }
+        m->last = "crossover";
+        n = pack_into(x, out, max);
+    }
+    vuf_session_free(x);
+    vuf_session_free(y);
+    if (!n && alen <= max) {
+        memcpy(out, a, alen);
+        n = alen;
+    }
+    return n;
+}
+
+size_t vuf_mutator_trim_steps(const uint8_t *data, size_t size)
+{
+    Vuf__Session *s = vuf_session_unpack(data, size);
+    size_t n = s ? s->n_actions : 0;
+    vuf_session_free(s);
+    return n;
+}
+
+size_t vuf_mutator_without_action(const uint8_t *data, size_t size, size_t i, uint8_t *out,
+                                  size_t max)
+{
+    Vuf__Session *s = vuf_session_unpack(data, size);
+    size_t n = 0;
+    if (s && i < s->n_actions) {
+        delete_action(s, i);
+        n = pack_into(s, out, max);
+    }
+    vuf_session_free(s);
+    return n;
+}
