@@ -23,6 +23,7 @@ struct vuf_ref_conn {
     bool open;
     vuf_ref_conn_opts o;
     int64_t be_deadline; /* ms on CLOCK_MONOTONIC, 0 = none */
+    bool identity;       /* the device knows the main socket's inodes */
     uint8_t buf[VUF_HDR_SIZE + VUF_PAYLOAD_MAX];
     vuf_ref_out out;
 };
@@ -159,10 +160,6 @@ vuf_ref_conn *vuf_ref_conn_new(vuf_ref *dev, int main_fd, const vuf_ref_conn_opt
     if (o)
         c->o = *o;
     vuf_ref_out_init(&c->out);
-    uint64_t ino = 0, peer = 0;
-    if (vuf_unix_peer_ino(main_fd, &ino, &peer))
-        peer = 0; /* no sock_diag: only the socket itself is recognised */
-    vuf_ref_set_channel_identity(dev, ino, peer);
     emit(c, VUF_EV_OPEN, VUF_SIDE_FRONTEND, VUF_CHAN_FRONTEND, NULL, 0, NULL, 0);
     return c;
 }
@@ -196,8 +193,18 @@ static bool read_one(vuf_ref_conn *c, vuf_channel ch)
         memcpy(c->buf, rx.hdr, VUF_HDR_SIZE);
         size_t len = VUF_HDR_SIZE + rx.payload_len;
         uint8_t kinds[VUF_MAX_FDS];
-        for (size_t i = 0; i < rx.nfds; i++)
+        for (size_t i = 0; i < rx.nfds; i++) {
             kinds[i] = (uint8_t)vuf_fd_classify(rx.fds[i]);
+            if (kinds[i] == VUF_FDKIND_SOCKET && !c->identity) {
+                /* a socket arrived: the device can now tell whether it is
+                 * this connection's own (asked once, when first needed) */
+                uint64_t ino = 0, peer = 0;
+                if (vuf_unix_peer_ino(c->main_fd, &ino, &peer))
+                    peer = 0; /* no sock_diag: only the socket itself is recognised */
+                vuf_ref_set_channel_identity(c->dev, ino, peer);
+                c->identity = true;
+            }
+        }
         emit_msg_kinds(c, VUF_SIDE_FRONTEND, ch, c->buf, len, kinds, rx.nfds);
         if (ch == VUF_CHAN_FRONTEND)
             vuf_ref_handle(c->dev, c->buf, len, rx.fds, kinds, rx.nfds, &c->out);

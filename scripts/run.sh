@@ -1,47 +1,93 @@
 #!/usr/bin/env bash
-# The main job, for now (the reference device and its fuzzing campaign are
-# the next issues):
-#   1. the spec table summary and lint;
-#   2. the golden handshake traces judged by the checker;
-#   3. the golden rule pairs: each rule's violating trace reports that rule.
+# The main job: fuzz the built-in reference vhost-user-blk device with the
+# structured session fuzzer, and print what it found.
+#   1. the spec table, and the checker on the golden handshake traces;
+#   2. every corpus seed replayed against the device with the oracles
+#      (the malformed SET_BACKEND_REQ_FD cases among them);
+#   3. a short structured campaign (libFuzzer, fuzz_session, ASan+UBSan):
+#      exec/s, coverage, corpus, messages reached, findings.
 # Installs what is missing (apt-get), builds into build/, then runs.
+#   scripts/run.sh [--seconds N]      campaign length (default 60)
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
+
+seconds=60
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --seconds) seconds=${2:?}; shift 2 ;;
+    -h|--help) sed -n '2,10p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    *) echo "run.sh: unknown argument '$1' (see --help)" >&2; exit 2 ;;
+  esac
+done
+case "$seconds" in ''|*[!0-9]*) echo "run.sh: --seconds takes a whole number" >&2; exit 2 ;; esac
 
 vuf_install_deps
 vuf_build
 V="$VUF_BUILD/vufuzz"
 cd "$VUF_ROOT"
-
-echo
-echo "== 1. spec table ($("$V" spec list | tail -n 1))"
-"$V" spec lint spec/vhost-user.spec
-
-echo
-echo "== 2. golden handshake traces"
 rc=0
-for t in tests/traces/*.trace corpus/*.trace; do
-  [ -f "$t" ] || continue
-  case "$t" in corpus/*) head -n 5 "$t" | grep -q '^# expect: none' || continue ;; esac
-  if "$V" check-trace "$t" >/tmp/vuf_run_$$.out 2>&1; then
-    printf '  %-55s clean\n' "$t"
-  else
-    rc=1
-    printf '  %-55s VIOLATIONS\n' "$t"
-    sed 's/^/    /' /tmp/vuf_run_$$.out
-  fi
+
+echo
+echo "== 1. spec table ($("$V" spec list | tail -n 1)), $("$V" rules | tail -n 1)"
+"$V" spec lint spec/vhost-user.spec
+for t in tests/traces/*.trace; do
+  if "$V" check-trace "$t" >/dev/null 2>&1; then printf '  %-48s clean\n' "$t"
+  else rc=1; printf '  %-48s VIOLATIONS\n' "$t"; fi
 done
+
+echo
+echo "== 2. corpus seeds against the reference device (vufuzz replay)"
+if "$V" replay --quiet --stats corpus/ >/tmp/vuf_run_$$.out 2>&1; then :; else rc=1; fi
+grep -E 'FINDING' /tmp/vuf_run_$$.out | sed 's/^/  /' || true
+tail -n 1 /tmp/vuf_run_$$.out | sed 's/^/  /'
+grep -E '^[0-9]+ sessions,' /tmp/vuf_run_$$.out | sed 's/^/  /'
 rm -f /tmp/vuf_run_$$.out
 
 echo
-echo "== 3. rule catalogue: $("$V" rules | tail -n 1), each with a golden pair"
-found=0 total=0
-for f in tests/golden/*.fail.trace; do
-  total=$((total + 1))
-  r=$(basename "$f" .fail.trace)
-  out=$("$V" check-trace "$f" || true)
-  if awk '{print $3}' <<<"$out" | grep -qx "$r"; then found=$((found + 1)); else
-    rc=1; echo "  $f: rule $r not reported"; fi
+echo "== 3. structured fuzzing campaign: ${seconds}s of fuzz_session on the reference device"
+work=$(mktemp -d /tmp/vufuzz-run.XXXXXX)
+mkdir -p "$work/corpus" "$work/findings"
+cp "$VUF_BUILD"/corpus/*.bin "$work/corpus/"
+seeds=$(ls "$work/corpus" | wc -l)
+set +e
+"$VUF_BUILD/fuzz/fuzz_session" -max_total_time="$seconds" -timeout=10 -rss_limit_mb=4096 \
+  -print_final_stats=1 -artifact_prefix="$work/findings/" "$work/corpus" >"$work/log" 2>&1 &
+pid=$!
+while kill -0 "$pid" 2>/dev/null; do
+  sleep 10
+  line=$(grep -E '^#[0-9]+' "$work/log" | tail -1 | sed 's/  */ /g' | cut -c1-100)
+  [ -n "$line" ] && echo "  .. $line"
 done
-echo "  $found of $total violating traces report their rule"
+wait "$pid"; frc=$?
+set -e
+stat() { sed -n "s/^stat::$1: *//p" "$work/log" | tail -1 || true; }
+first=$(grep -E '^#[0-9]+[[:space:]]+INITED' "$work/log" | head -1 |
+  sed -n 's/.*cov: \([0-9]*\) ft: \([0-9]*\).*/\1 edges, \2 features/p' || true)
+last=$(grep -E '^#[0-9]+' "$work/log" | tail -1 |
+  sed -n 's/.*cov: \([0-9]*\) ft: \([0-9]*\).*/\1 edges, \2 features/p' || true)
+echo "  executions:      $(stat number_of_executed_units) in ${seconds}s, $(stat average_exec_per_sec) exec/s (one core, ASan+UBSan)"
+echo "  coverage:        ${first:-?} from the seeds -> ${last:-?}"
+echo "  corpus:          $seeds seeds -> $(ls "$work/corpus" | wc -l) inputs"
+"$V" replay --quiet --stats --json "$work/corpus" >"$work/stats.json" 2>/dev/null || true
+python3 - "$work/stats.json" <<'EOF' || true
+import json, sys
+s = json.load(open(sys.argv[1]))["stats"]
+acc = s["accepted"]
+sup = [k for k, v in acc.items() if v["supported"] and not k.startswith("BACKEND_")]
+hit = [k for k in sup if acc[k]["count"]]
+be = [k for k, v in acc.items() if v["supported"] and k.startswith("BACKEND_")]
+print(f"  messages:        {len(hit)} of the {len(sup)} front-end messages the device implements reached "
+      f"an accepting handler; it sent {sum(1 for k in be if acc[k]['count'])} of its {len(be)} back-end requests")
+print(f"  data plane:      {s['requests_completed']} block requests completed replaying the corpus")
+EOF
+if [ "$frc" -ne 0 ] || ls "$work/findings"/* >/dev/null 2>&1; then
+  rc=1
+  echo "  FINDING: $(grep -m1 -E '==vufuzz== finding|ERROR: |runtime error' "$work/log" || echo "libFuzzer exit $frc")"
+  for f in "$work"/findings/*; do
+    [ -f "$f" ] && echo "  reproduce: $V replay $f"
+  done
+else
+  echo "  findings:        none (oracles: checker MUST rules, fd leaks, guest memory, ASan, UBSan, hangs)"
+fi
+echo "  corpus and log:  $work"
 exit "$rc"

@@ -1,15 +1,18 @@
 /* vufuzz replay: run session files against the reference device with the
  * fuzzers' oracles, and print what happened. */
 #include "cli.h"
+#include "vuf_ref.h"
 #include "vuf_runner.h"
 #include "vuf_session.h"
 #include "vuf_trace.h"
 
 #include <dirent.h>
+#include <errno.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 static void usage(FILE *f)
@@ -27,6 +30,9 @@ static void usage(FILE *f)
                "               (front-end channel) or sent (back-end channel), and counts\n"
                "  --json       the verdicts (and --stats) as one JSON object on stdout\n"
                "  --timeout S  a session that runs longer than S seconds is a stall (10)\n"
+               "  --raw        the files are raw bytes for the main socket (fuzz_raw inputs)\n"
+               "  --repeat N   run each session N times and print its throughput\n"
+               "               (sessions/s, actions/s, messages/s; implies --quiet)\n"
                "  --spec FILE  use this table instead of the built-in one\n\n"
                "Directories are read non-recursively, files in name order.\n"
                "Exit status: 0 every session clean, 1 a finding, 2 bad input or usage.\n");
@@ -160,6 +166,42 @@ static char **collect(char **args, int n, size_t *count)
     return v;
 }
 
+/* A fuzz_raw input as a session: one raw action on the main socket. */
+static Vuf__Session *raw_session(const char *path, vuf_diag *d)
+{
+    memset(d, 0, sizeof *d);
+    snprintf(d->file, sizeof d->file, "%s", path);
+    FILE *f = fopen(path, "rb");
+    uint8_t *buf = malloc(1 << 20);
+    size_t n = f && buf ? fread(buf, 1, 1 << 20, f) : 0;
+    if (f)
+        fclose(f);
+    Vuf__Session *s = calloc(1, sizeof *s);
+    Vuf__Action *a = calloc(1, sizeof *a);
+    Vuf__Raw *r = calloc(1, sizeof *r);
+    Vuf__Action **acts = calloc(1, sizeof *acts);
+    if (!f || !buf || !s || !a || !r || !acts) {
+        snprintf(d->text, sizeof d->text, "cannot read: %s", f ? "out of memory" : strerror(errno));
+        free(buf);
+        free(s);
+        free(a);
+        free(r);
+        free(acts);
+        return NULL;
+    }
+    vuf__session__init(s);
+    vuf__action__init(a);
+    vuf__raw__init(r);
+    r->data.data = buf;
+    r->data.len = n;
+    a->action_case = VUF__ACTION__ACTION_RAW;
+    a->raw = r;
+    acts[0] = a;
+    s->actions = acts;
+    s->n_actions = 1;
+    return s; /* built with malloc: vuf_session_free() frees it */
+}
+
 static void json_str(const char *s)
 {
     putchar('"');
@@ -177,8 +219,8 @@ static void json_str(const char *s)
 int vuf_cmd_replay(int argc, char **argv)
 {
     const char *spec_path = NULL;
-    bool quiet = false, stats = false, json = false;
-    long timeout = 10;
+    bool quiet = false, stats = false, json = false, raw = false;
+    long timeout = 10, repeat = 1;
     int first = argc;
     for (int i = 1; i < argc; i++) {
         if (vuf_cli_is_help(argv[i])) {
@@ -186,6 +228,8 @@ int vuf_cmd_replay(int argc, char **argv)
             return 0;
         } else if (!strcmp(argv[i], "--quiet")) {
             quiet = true;
+        } else if (!strcmp(argv[i], "--raw")) {
+            raw = true;
         } else if (!strcmp(argv[i], "--stats")) {
             stats = true;
         } else if (!strcmp(argv[i], "--json")) {
@@ -197,6 +241,14 @@ int vuf_cmd_replay(int argc, char **argv)
                 fprintf(stderr, "vufuzz replay: bad timeout '%s' (1..86400 s)\n", argv[i]);
                 return 2;
             }
+        } else if (!strcmp(argv[i], "--repeat") && i + 1 < argc) {
+            char *end;
+            repeat = strtol(argv[++i], &end, 10);
+            if (*end || repeat < 1 || repeat > 100000000) {
+                fprintf(stderr, "vufuzz replay: bad repeat count '%s'\n", argv[i]);
+                return 2;
+            }
+            quiet = true;
         } else if (!strcmp(argv[i], "--spec") && i + 1 < argc) {
             spec_path = argv[++i];
         } else if (argv[i][0] == '-' && argv[i][1]) {
@@ -230,7 +282,8 @@ int vuf_cmd_replay(int argc, char **argv)
         printf("{\"sessions\": [");
     for (size_t i = 0; r && i < n; i++) {
         vuf_diag d;
-        Vuf__Session *s = vuf_session_load_file(spec, files[i], NULL, &d);
+        Vuf__Session *s =
+            raw ? raw_session(files[i], &d) : vuf_session_load_file(spec, files[i], NULL, &d);
         if (!s) {
             vuf_cli_print_diag(stderr, &d, true);
             bad++;
@@ -242,6 +295,24 @@ int vuf_cmd_replay(int argc, char **argv)
         alarm((unsigned)timeout);
         vuf_finding f = vuf_runner_run(r, s);
         alarm(0);
+        if (repeat > 1 && !f.kind) {
+            vuf_runner_stats a, b;
+            vuf_runner_stats_get(r, &a);
+            struct timespec t0, t1;
+            clock_gettime(CLOCK_MONOTONIC, &t0);
+            for (long k = 1; k < repeat && !f.kind; k++)
+                f = vuf_runner_run(r, s);
+            clock_gettime(CLOCK_MONOTONIC, &t1);
+            vuf_runner_stats_get(r, &b);
+            double sec = (double)(t1.tv_sec - t0.tv_sec) + (t1.tv_nsec - t0.tv_nsec) / 1e9;
+            double runs = (double)(b.sessions - a.sessions);
+            printf("%s: %.0f sessions/s, %.0f actions/s, %.0f messages/s (%.1f us per session, "
+                   "%.1f actions and %.1f messages per session)\n",
+                   files[i], runs / sec, (double)(b.actions - a.actions) / sec,
+                   (double)(b.messages - a.messages) / sec, sec * 1e6 / runs,
+                   (double)(b.actions - a.actions) / runs,
+                   (double)(b.messages - a.messages) / runs);
+        }
         vuf_session_free(s);
         if (f.kind)
             findings++;
@@ -266,6 +337,17 @@ int vuf_cmd_replay(int argc, char **argv)
     }
     if (json)
         printf("]");
+    vuf_ref *probe = NULL;
+    if (stats) {
+        /* the device's handlers, to tell unreached from unsupported */
+        vuf_ref_config cfg;
+        vuf_ref_config_default(&cfg);
+        static uint8_t disk[4096];
+        cfg.disk = disk;
+        cfg.disk_size = sizeof disk;
+        char err[160];
+        probe = vuf_ref_new(spec, &cfg, err, sizeof err);
+    }
     if (stats && r) {
         vuf_runner_stats st;
         vuf_runner_stats_get(r, &st);
@@ -280,19 +362,22 @@ int vuf_cmd_replay(int argc, char **argv)
                    (unsigned long long)st.sessions, (unsigned long long)st.actions,
                    (unsigned long long)st.events, (unsigned long long)st.chains,
                    (unsigned long long)st.guest_checks, (unsigned long long)st.guest_disarmed);
-            printf("%-9s %-4s %-34s %s\n", "channel", "id", "message", "accepted/sent");
+            printf("%-9s %-4s %-34s %-10s %s\n", "channel", "id", "message", "device",
+                   "accepted/sent");
         }
         bool firstj = true;
         for (int ch = 0; ch < VUF_CHAN_COUNT; ch++)
             for (size_t i = 0; i < vuf_spec_msg_count(spec, (vuf_channel)ch); i++) {
                 const vuf_msg_def *m = vuf_spec_msg_at(spec, (vuf_channel)ch, i);
                 uint64_t a = vuf_runner_accepted(r, (vuf_channel)ch, m->id);
+                bool sup = probe && vuf_ref_supports(probe, (vuf_channel)ch, m->id);
                 if (json) {
-                    printf("%s\"%s\": %llu", firstj ? "" : ", ", m->name, (unsigned long long)a);
+                    printf("%s\"%s\": {\"supported\": %s, \"count\": %llu}", firstj ? "" : ", ",
+                           m->name, sup ? "true" : "false", (unsigned long long)a);
                     firstj = false;
                 } else {
-                    printf("%-9s %-4u %-34s %llu\n", vuf_channel_name((vuf_channel)ch), m->id,
-                           m->name, (unsigned long long)a);
+                    printf("%-9s %-4u %-34s %-10s %llu\n", vuf_channel_name((vuf_channel)ch), m->id,
+                           m->name, sup ? "supported" : "refused", (unsigned long long)a);
                 }
             }
         if (json)
@@ -303,6 +388,7 @@ int vuf_cmd_replay(int argc, char **argv)
     else if (n > 1)
         printf("%zu sessions: %zu findings, %zu bad inputs\n", n, findings, bad);
     free(files);
+    vuf_ref_free(probe);
     vuf_runner_free(r);
     vuf_spec_release(spec);
     rc = bad ? 2 : findings ? 1 : 0;

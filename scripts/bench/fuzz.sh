@@ -1,0 +1,162 @@
+#!/usr/bin/env bash
+# The structured session fuzzer against its raw-bytes baseline, in one run
+# (a benchmark, not a test: nothing here asserts a time).
+#
+#   scripts/bench/fuzz.sh [--minutes M] [--out DIR] [--json FILE] [--max-len N]
+#
+# Two campaigns run side by side for M minutes (default 5), one core each:
+#   structured  fuzz_session: protobuf sessions, the custom mutator, the seed
+#               corpus (corpus/*.txt compiled by the build);
+#   raw         fuzz_raw: the same device and oracles fed raw bytes on its main
+#               socket by plain libFuzzer, no custom mutator, a few handshake
+#               byte seeds.
+# Then it prints, side by side:
+#   speed       exec/s of each campaign (ASan+UBSan, libFuzzer), and where the
+#               time of fuzz_session goes (fixed cost per session, cost per
+#               message: `vufuzz replay --repeat`);
+#   coverage    edges covered in reference/ by each final corpus, measured by
+#               one build whose coverage is restricted to reference/
+#               (-fsanitize-coverage-allowlist), at the start and at the end;
+#   messages    which table messages reached an accepting handler of the
+#               device, out of those it implements.
+# Installs what is missing and builds like scripts/run.sh.
+set -euo pipefail
+. "$(dirname "$0")/../lib.sh"
+
+minutes=5 out="" json="" maxlen=4096
+usage() {
+  sed -n '2,24p' "$0" | sed 's/^# \{0,1\}//'
+}
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --minutes) minutes=${2:?}; shift 2 ;;
+    --out) out=${2:?}; shift 2 ;;
+    --json) json=${2:?}; shift 2 ;;
+    --max-len) maxlen=${2:?}; shift 2 ;;
+    -h|--help) usage; exit 0 ;;
+    *) echo "fuzz.sh: unknown argument '$1' (see --help)" >&2; exit 2 ;;
+  esac
+done
+case "$minutes" in ''|*[!0-9.]*) echo "fuzz.sh: --minutes takes a number" >&2; exit 2 ;; esac
+secs=$(awk -v m="$minutes" 'BEGIN { printf "%d", m * 60 }')
+
+vuf_install_deps
+vuf_build
+COV=${VUF_BENCH_COV_BUILD:-$VUF_ROOT/build-bench-cov}
+if [ ! -f "$COV/CMakeCache.txt" ]; then
+  vuf_log "configuring $COV (coverage counted in reference/ only)"
+  mkdir -p "$COV"
+  printf 'src:*/reference/*\nfun:*\n' >"$COV/allowlist.txt" # both: src and fun must match
+  CC=clang CXX=clang++ cmake -S "$VUF_ROOT" -B "$COV" -DCMAKE_BUILD_TYPE=RelWithDebInfo \
+    -DVUF_FUZZ=ON -DVUF_AFL_MUTATOR=OFF \
+    -DCMAKE_C_FLAGS="-fsanitize-coverage-allowlist=$COV/allowlist.txt" >/dev/null
+fi
+vuf_log "building $COV"
+cmake --build "$COV" -j"$(nproc)" --target fuzz_session fuzz_raw >"$COV/build.log" 2>&1 ||
+  { tail -30 "$COV/build.log" >&2; exit 2; }
+
+B=$VUF_BUILD
+out=${out:-$(mktemp -d /tmp/vufuzz-bench.XXXXXX)}
+mkdir -p "$out/structured" "$out/raw" "$out/artifacts"
+cp "$B"/corpus/*.bin "$out/structured/"
+# raw seeds: the handshake's first messages as wire bytes, one per file and all together
+hs() { printf '%b' "$1"; }
+hs '\x01\x00\x00\x00\x01\x00\x00\x00\x00\x00\x00\x00' >"$out/raw/get_features"
+hs '\x0f\x00\x00\x00\x01\x00\x00\x00\x00\x00\x00\x00' >"$out/raw/get_protocol_features"
+hs '\x10\x00\x00\x00\x01\x00\x00\x00\x08\x00\x00\x00\x2b\xb2\x01\x00\x00\x00\x00\x00' >"$out/raw/set_protocol_features"
+hs '\x03\x00\x00\x00\x01\x00\x00\x00\x00\x00\x00\x00' >"$out/raw/set_owner"
+cat "$out"/raw/get_features "$out"/raw/get_protocol_features "$out"/raw/set_protocol_features \
+  "$out"/raw/set_owner >"$out/raw/handshake"
+
+edges() { # edges BIN DIR: edges of reference/ the corpus covers
+  "$1" -runs=0 -rss_limit_mb=4096 "$2" 2>&1 | sed -n 's/.*INITED cov: \([0-9]*\).*/\1/p' | tail -1
+}
+cov0_s=$(edges "$COV/fuzz/fuzz_session" "$out/structured")
+cov0_r=$(edges "$COV/fuzz/fuzz_raw" "$out/raw")
+
+vuf_log "two campaigns of $minutes min, side by side (corpora and logs in $out)"
+common=(-max_total_time="$secs" -timeout=10 -rss_limit_mb=4096 -print_final_stats=1
+        -max_len="$maxlen" -artifact_prefix="$out/artifacts/")
+"$B/fuzz/fuzz_session" -seed=1 "${common[@]}" "$out/structured" >"$out/structured.log" 2>&1 &
+spid=$!
+"$B/fuzz/fuzz_raw" -seed=1 "${common[@]}" "$out/raw" >"$out/raw.log" 2>&1 &
+rpid=$!
+start=$(date +%s)
+last() { grep -E '^#[0-9]+' "$1" | tail -1 | sed 's/  */ /g' | cut -c1-90; }
+while kill -0 "$spid" 2>/dev/null || kill -0 "$rpid" 2>/dev/null; do
+  sleep 30
+  el=$(( $(date +%s) - start ))
+  printf '== %3ds structured: %s\n== %3ds raw:        %s\n' "$el" "$(last "$out/structured.log")" \
+    "$el" "$(last "$out/raw.log")" >&2
+done
+wait "$spid"; src=$?
+wait "$rpid"; rrc=$?
+
+stat() { sed -n "s/^stat::$2: *//p" "$1" | tail -1; }
+eps_s=$(stat "$out/structured.log" average_exec_per_sec)
+eps_r=$(stat "$out/raw.log" average_exec_per_sec)
+runs_s=$(stat "$out/structured.log" number_of_executed_units)
+runs_r=$(stat "$out/raw.log" number_of_executed_units)
+cov1_s=$(edges "$COV/fuzz/fuzz_session" "$out/structured")
+cov1_r=$(edges "$COV/fuzz/fuzz_raw" "$out/raw")
+V="$B/vufuzz"
+"$V" replay --quiet --stats --json "$out/structured" >"$out/structured-stats.json" 2>/dev/null || true
+"$V" replay --quiet --raw --stats --json "$out/raw" >"$out/raw-stats.json" 2>/dev/null || true
+reached() { # reached JSON: "N of M" supported front-end messages accepted, and the unreached
+  python3 - "$1" <<'EOF'
+import json, sys
+try:
+    s = json.load(open(sys.argv[1]))["stats"]["accepted"]
+except Exception:
+    print("? of ?|(no stats)"); sys.exit(0)
+sup = [k for k, v in s.items() if v["supported"] and not k.startswith("BACKEND_")]
+hit = [k for k in sup if s[k]["count"] > 0]
+be = [k for k, v in s.items() if v["supported"] and k.startswith("BACKEND_")]
+besent = [k for k in be if s[k]["count"] > 0]
+miss = [k for k in sup if s[k]["count"] == 0] + [k for k in be if s[k]["count"] == 0]
+print(f"{len(hit)} of {len(sup)} front-end, {len(besent)} of {len(be)} back-end sent|"
+      + (" ".join(miss) if miss else "none"))
+EOF
+}
+IFS='|' read -r msg_s miss_s <<<"$(reached "$out/structured-stats.json")"
+IFS='|' read -r msg_r miss_r <<<"$(reached "$out/raw-stats.json")"
+
+# where the time goes: fixed cost of a session, cost of a message
+printf 'config\n' >"$out/empty.txt"
+"$V" replay --repeat 2000 "$out/empty.txt" "$VUF_ROOT/corpus/handshake.txt" \
+  "$VUF_ROOT/corpus/qemu-7.2-seabios.txt" 2>/dev/null | grep 'sessions/s' >"$out/costs.txt" || true
+avg_len=$(ls -l "$out/structured" | awk 'NR>1 { s += $5; n++ } END { if (n) printf "%d", s / n; else print 0 }')
+
+finding() { # finding LOG: the first finding's line, or "none"
+  local l
+  l=$(grep -m1 -E '==vufuzz== finding|ERROR: (AddressSanitizer|libFuzzer)|runtime error' "$1" || true)
+  echo "${l:-none}"
+}
+echo
+echo "== fuzz benchmark: $minutes min per campaign, one core each, ASan+UBSan, $(nproc) cores"
+printf '%-34s %-22s %-22s\n' "" "structured" "raw bytes (baseline)"
+printf '%-34s %-22s %-22s\n' "exec/s" "${eps_s:-?}" "${eps_r:-?}"
+printf '%-34s %-22s %-22s\n' "executions" "${runs_s:-?}" "${runs_r:-?}"
+printf '%-34s %-22s %-22s\n' "edges in reference/ at the start" "${cov0_s:-?}" "${cov0_r:-?}"
+printf '%-34s %-22s %-22s\n' "edges in reference/ at the end" "${cov1_s:-?}" "${cov1_r:-?}"
+printf '%-34s %-22s %-22s\n' "messages reaching a handler" "$msg_s" "$msg_r"
+printf '%-34s %-22s %-22s\n' "corpus inputs" "$(ls "$out/structured" | wc -l)" "$(ls "$out/raw" | wc -l)"
+printf '%-34s %-22s %-22s\n' "libFuzzer exit (0: no finding)" "$src" "$rrc"
+echo "implemented but not reached (structured): $miss_s"
+echo "first finding (structured): $(finding "$out/structured.log")"
+echo "first finding (raw):        $(finding "$out/raw.log")"
+echo "where fuzz_session's time goes (vufuzz replay --repeat, same ASan+UBSan build;"
+echo "average structured corpus input: $avg_len bytes):"
+sed 's/^/  /' "$out/costs.txt"
+if [ -n "$json" ]; then
+  python3 - "$json" <<EOF
+import json, sys
+json.dump({"minutes": $minutes,
+  "structured": {"exec_per_sec": "${eps_s:-}", "executions": "${runs_s:-}", "edges_start": "${cov0_s:-}",
+                 "edges_end": "${cov1_s:-}", "messages": "$msg_s", "unreached": "$miss_s", "exit": $src},
+  "raw": {"exec_per_sec": "${eps_r:-}", "executions": "${runs_r:-}", "edges_start": "${cov0_r:-}",
+          "edges_end": "${cov1_r:-}", "messages": "$msg_r", "exit": $rrc},
+  "costs": open("$out/costs.txt").read().splitlines()}, open(sys.argv[1], "w"), indent=1)
+EOF
+  echo "JSON: $json"
+fi
