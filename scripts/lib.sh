@@ -19,6 +19,7 @@ VUF_PACKAGES=(
   "qemu-system-common:/usr/bin/qemu-storage-daemon"
   "zip:/usr/bin/zip"
   "unzip:/usr/bin/unzip"
+  "python3:/usr/bin/python3"
 )
 
 vuf_log() { printf '== %s\n' "$*" >&2; }
