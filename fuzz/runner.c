@@ -39,8 +39,10 @@
 #define AVAIL_OFF 0x400ull
 #define USED_OFF 0x800ull
 #define MAX_DISK (64ull << 20)
-#define MAX_MEM (1ull << 20) /* per region */
-#define STEPS 3              /* device steps after each action (a message, its kicks, ...) */
+#define MAX_MEM (1ull << 20)   /* per region */
+#define STEPS 3                /* device steps after each action (a message, its kicks, ...) */
+#define BATCH_MAX 32           /* main-socket writes sent before the device steps */
+#define BATCH_BYTES (32 << 10) /* ... and their bytes: well inside a socket buffer */
 
 const char *vuf_finding_kind_name(vuf_finding_kind k)
 {
@@ -1103,7 +1105,17 @@ static void perform(vuf_runner *r, const Vuf__Action *a)
     default:
         break;
     }
-    step(r);
+}
+
+/* Writes on the main socket only: consecutive ones go out as one batch, and
+ * the device then reads them one by one, in order, in one step. */
+static size_t main_write_bytes(const Vuf__Action *a)
+{
+    if (a->action_case == VUF__ACTION__ACTION_SEND)
+        return 12 + (a->send->has_raw_payload ? a->send->raw_payload.len : 64);
+    if (a->action_case == VUF__ACTION__ACTION_RAW && !(a->raw->has_backend && a->raw->backend))
+        return a->raw->data.len;
+    return 0;
 }
 
 /* ---------- a session ---------- */
@@ -1248,12 +1260,21 @@ vuf_finding vuf_runner_run(vuf_runner *r, const Vuf__Session *s)
     if (ok) {
         connect_dev(r);
         size_t n = s->n_actions < MAX_ACTIONS ? s->n_actions : MAX_ACTIONS;
+        size_t batch = 0, nbatch = 0;
         for (size_t i = 0; i < n && !r->f.kind; i++) {
             r->action = i;
             if (r->o.on_action)
                 r->o.on_action(r->o.ctx, i, s->actions[i]);
             perform(r, s->actions[i]);
             r->st.actions++;
+            /* step now, unless this write and the next one are a batch */
+            size_t w = main_write_bytes(s->actions[i]);
+            batch = w ? batch + w : 0;
+            size_t nw = i + 1 < n ? main_write_bytes(s->actions[i + 1]) : 0;
+            if (w && nw && batch + nw <= BATCH_BYTES && ++nbatch < BATCH_MAX)
+                continue;
+            batch = nbatch = 0;
+            step(r);
         }
         r->action = n;
     }
