@@ -61,8 +61,8 @@ int main(int argc, char **argv)
             if (e->kind != VUF_EV_MSG)
                 continue;
             if (raw) {
-                if (e->sender != VUF_SIDE_FRONTEND || e->channel != VUF_CHAN_FRONTEND ||
-                    e->nfds || n + e->len > sizeof buf)
+                if (e->sender != VUF_SIDE_FRONTEND || e->channel != VUF_CHAN_FRONTEND || e->nfds ||
+                    n + e->len > sizeof buf)
                     continue;
                 memcpy(buf + n, e->data, e->len);
                 n += e->len;
