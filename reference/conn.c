@@ -265,12 +265,14 @@ bool vuf_ref_conn_step(vuf_ref_conn *c, int timeout_ms)
     if (r < 0 && errno != EINTR)
         return c->open;
     const short ready = POLLIN | POLLHUP | POLLERR | POLLNVAL;
-    /* only what poll reported: each read loop ends at the first EAGAIN */
-    if (r > 0 && (pf[0].revents & ready))
-        for (int k = 0; k < MSGS_PER_STEP && read_one(c, VUF_CHAN_FRONTEND); k++) {
-        }
+    /* only what poll reported: each read loop ends at the first EAGAIN. The
+     * back-end channel first: the front-end's replies there came before its
+     * next requests on the main socket (and before it closes it). */
     if (r > 0 && be >= 0 && (pf[1].revents & ready))
         for (int k = 0; c->open && k < MSGS_PER_STEP && read_one(c, VUF_CHAN_BACKEND); k++) {
+        }
+    if (r > 0 && (pf[0].revents & ready))
+        for (int k = 0; c->open && k < MSGS_PER_STEP && read_one(c, VUF_CHAN_FRONTEND); k++) {
         }
     /* kicks whose eventfds fired and are still the queue's (messages may
      * have replaced them meanwhile) */

@@ -160,11 +160,12 @@ if build afl AFL_QUIET=1 CC=afl-clang-fast CXX=afl-clang-fast++ CFLAGS="$afl_fla
       grep -q 'Execution successful' "$tmp/afl/$t.log"; then ok "afl: $t is an AFL++ persistent-mode target and runs $(basename "$s")"
     else ko "afl: $t: not an AFL++ target, or it fails on $(basename "$s")"; tail -5 "$tmp/afl/$t.log" | sed 's/^/     /'; fi
   done
-  # a short campaign of fuzz_session with the session mutator
+  # a short campaign of fuzz_session with the session mutator alone (with
+  # AFL's havoc as well, a short run under load may keep none of its inputs)
   if [ -x "$o/fuzz_session" ]; then
     a=$tmp/afl/findings
     env -u ASAN_OPTIONS -u UBSAN_OPTIONS -u LSAN_OPTIONS -u MSAN_OPTIONS AFL_SKIP_CPUFREQ=1 AFL_NO_UI=1 \
-      AFL_NO_AFFINITY=1 AFL_I_DONT_CARE_ABOUT_MISSING_CRASHES=1 \
+      AFL_NO_AFFINITY=1 AFL_I_DONT_CARE_ABOUT_MISSING_CRASHES=1 AFL_CUSTOM_MUTATOR_ONLY=1 \
       AFL_CUSTOM_MUTATOR_LIBRARY="$o/libvufuzz_afl_mutator.so" \
       afl-fuzz -i "$tmp/afl/seeds/fuzz_session" -o "$a" -V 8 -- "$o/fuzz_session" >"$tmp/afl/afl-fuzz.log" 2>&1
     rc=$?
