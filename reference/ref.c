@@ -634,27 +634,22 @@ static bool begin_ring(vuf_ref *d, uint32_t qi, vuf_ref_out *out, bool *used)
 /* Process queue qi as far as it goes now. Stopped, disabled, broken or
  * stalled rings are left alone (started + disabled: block requests have no
  * side-effect-free processing, so they wait in the avail ring). */
-static void process(vuf_ref *d, uint32_t qi, vuf_ref_out *out)
+/* Take and run what is available, up to a queue's worth. true: the ring was
+ * emptied (false: it stopped, broken, stalled, or full of work). */
+static bool drain_ring(vuf_ref *d, uint32_t qi, vuf_ref_out *out, bool *used)
 {
     queue *q = &d->q[qi];
-    if (!q->started || !q->enabled || q->broken || q->stalled || !vuf_vq_ready(&q->vq) ||
-        !vuf_gmem_count(d->mem))
-        return;
-    bool used = false;
-    d->passes++;
-    if (q->need_start && !begin_ring(d, qi, out, &used))
-        goto done;
     for (uint32_t n = 0; n < q->vq.num; n++) {
         vuf_vq_result r = vuf_vq_pop(&q->vq, d->mem, d->chain);
         if (r.status == VUF_VQ_EMPTY)
-            break;
+            return true;
         if (r.status == VUF_VQ_MISS) {
             queue_miss(d, qi, &r, out);
-            break;
+            return false;
         }
         if (r.status == VUF_VQ_BROKEN) {
             queue_broken(d, qi, &r, out);
-            break;
+            return false;
         }
         /* the used ring must translate before the request runs: a miss at
          * push time would lose the completion of a request that ran. The
@@ -666,13 +661,40 @@ static void process(vuf_ref *d, uint32_t qi, vuf_ref_out *out)
                 queue_miss(d, qi, &r, out);
             else
                 queue_broken(d, qi, &r, out);
-            break;
+            return false;
         }
         if (!run_chain(d, qi, out))
-            break;
-        used = true;
+            return false;
+        *used = true;
     }
-done:
+    return false;
+}
+
+/* Process queue qi as far as it goes now. Stopped, disabled, broken or
+ * stalled rings are left alone (started + disabled: block requests have no
+ * side-effect-free processing, so they wait in the avail ring). */
+static void process(vuf_ref *d, uint32_t qi, vuf_ref_out *out)
+{
+    queue *q = &d->q[qi];
+    if (!q->started || !q->enabled || q->broken || q->stalled || !vuf_vq_ready(&q->vq) ||
+        !vuf_gmem_count(d->mem))
+        return;
+    bool used = false;
+    d->passes++;
+    if (!q->need_start || begin_ring(d, qi, out, &used)) {
+        bool empty = drain_ring(d, qi, out, &used);
+        /* EVENT_IDX: once the device asks to be kicked past last_avail, it
+         * looks again. A buffer the driver made available before it could
+         * see the new avail_event would otherwise wait for a kick that the
+         * driver, reading the old one, decided not to send. Bounded. */
+        for (int round = 0; empty && q->vq.event_idx && round < 4; round++) {
+            vuf_vq_set_avail_event(&q->vq, d->mem);
+            __atomic_thread_fence(__ATOMIC_SEQ_CST);
+            if (!vuf_vq_pending(&q->vq, d->mem))
+                break;
+            empty = drain_ring(d, qi, out, &used);
+        }
+    }
     if (used) {
         if (vuf_vq_should_notify(&q->vq, d->mem))
             notify(d, qi, out);

@@ -210,6 +210,15 @@ vuf_vq_result vuf_vq_chain_at(const vuf_vq *vq, const vuf_gmem *m, uint16_t head
     }
 }
 
+bool vuf_vq_pending(const vuf_vq *vq, const vuf_gmem *m)
+{
+    vuf_xlate_err e;
+    uint8_t *avail = vuf_vq_ready(vq)
+                         ? vuf_gmem_ring(m, vq->avail, vuf_vq_avail_bytes(vq->num), VUF_PERM_R, &e)
+                         : NULL;
+    return avail && ld16(avail + 2) != vq->last_avail;
+}
+
 vuf_vq_result vuf_vq_pop(vuf_vq *vq, const vuf_gmem *m, vuf_vq_chain *c)
 {
     vuf_vq_result r = res(VUF_VQ_EMPTY);

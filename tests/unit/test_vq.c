@@ -1,0 +1,83 @@
+/* Virtqueue primitives on a memfd-backed guest memory: the pending check the
+ * EVENT_IDX re-check relies on, and chain walks at the queue-size bound. */
+#include "vuf_gmem.h"
+#include "vuf_test.h"
+#include "vuf_vq.h"
+
+#include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#define MEM 0x10000
+#define UA 0x7f0000000000ull
+
+static void put16(uint8_t *p, uint16_t v)
+{
+    memcpy(p, &v, 2);
+}
+
+static void desc(uint8_t *table, uint16_t i, uint64_t addr, uint32_t len, uint16_t flags,
+                 uint16_t next)
+{
+    uint8_t *d = table + 16u * i;
+    memcpy(d, &addr, 8);
+    memcpy(d + 8, &len, 4);
+    memcpy(d + 12, &flags, 2);
+    memcpy(d + 14, &next, 2);
+}
+
+int main(void)
+{
+    int fds0 = vuf_test_count_fds();
+    int fd = memfd_create("test-vq", MFD_CLOEXEC);
+    CHECK(fd >= 0 && ftruncate(fd, MEM) == 0, "memfd");
+    uint8_t *g = mmap(NULL, MEM, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+    CHECK(g != MAP_FAILED, "map");
+    vuf_gmem *m = vuf_gmem_new(8, 16);
+    vuf_gmem_region r = {.gpa = 0, .size = MEM, .uaddr = UA, .mmap_offset = 0};
+    size_t bad;
+    CHECK(vuf_gmem_set(m, &r, &fd, 1, &bad) == VUF_GMEM_OK, "region mapped");
+    close(fd);
+    vuf_vq vq = {.num = 4, .addr_set = true, .desc = UA, .avail = UA + 0x400, .used = UA + 0x800};
+    uint8_t *avail = g + 0x400;
+
+    /* pending: the avail index past last_avail, read through the rings */
+    CHECK(!vuf_vq_pending(&vq, m), "empty ring: nothing pending");
+    put16(avail + 2, 1);
+    CHECK(vuf_vq_pending(&vq, m), "avail idx 1: pending");
+    vq.last_avail = 1;
+    CHECK(!vuf_vq_pending(&vq, m), "taken: nothing pending");
+    put16(avail + 2, 0);
+    CHECK(vuf_vq_pending(&vq, m), "avail idx wrapped differently: pending (the pop decides)");
+    vuf_vq far = vq;
+    far.avail = UA + MEM; /* outside guest memory */
+    CHECK(!vuf_vq_pending(&far, m), "an untranslatable avail ring: not pending");
+    vuf_vq unset = vq;
+    unset.addr_set = false;
+    CHECK(!vuf_vq_pending(&unset, m), "no ring addresses: not pending");
+
+    /* chains at the bound: a queue-size chain is legal, one more is a loop */
+    vuf_vq_chain *c = malloc(sizeof *c);
+    for (uint16_t i = 0; i < 4; i++)
+        desc(g, i, 0x1000 + 16u * i, 16, i < 3 ? VUF_VRING_DESC_F_NEXT : 0, (uint16_t)(i + 1));
+    vuf_vq_result res = vuf_vq_chain_at(&vq, m, 0, c);
+    CHECK(res.status == VUF_VQ_CHAIN && c->niov == 4 && c->readable == 64,
+          "a chain of the queue size: %d, %zu pieces", res.status, c->niov);
+    desc(g, 3, 0x1030, 16, VUF_VRING_DESC_F_NEXT, 0); /* back to the head */
+    res = vuf_vq_chain_at(&vq, m, 0, c);
+    CHECK(res.status == VUF_VQ_BROKEN && strstr(res.reason, "longer than the queue size"),
+          "a loop ends at the bound: %s", res.reason ? res.reason : "-");
+    /* an indirect table of the queue size, behind one pointer descriptor */
+    for (uint16_t i = 0; i < 4; i++)
+        desc(g + 0x2000, i, 0x1000 + 16u * i, 16, i < 3 ? VUF_VRING_DESC_F_NEXT : 0,
+             (uint16_t)(i + 1));
+    desc(g, 0, 0x2000, 64, VUF_VRING_DESC_F_INDIRECT, 0);
+    res = vuf_vq_chain_at(&vq, m, 0, c);
+    CHECK(res.status == VUF_VQ_CHAIN && c->niov == 4, "indirect table of the queue size: %d",
+          res.status);
+    free(c);
+    vuf_gmem_free(m);
+    munmap(g, MEM);
+    CHECK(vuf_test_count_fds() == fds0, "no fd left");
+    TEST_END();
+}
