@@ -14,6 +14,7 @@
 
 struct vuf_mutator {
     const vuf_spec *spec;
+    vuf_session_wire *wire; /* scratch: what a message derives to */
     vuf_byte_mutator bytes;
     uint64_t rng;
     const char *last;
@@ -117,11 +118,27 @@ static uint64_t mutate_int(vuf_mutator *m, uint64_t v, unsigned bits)
 
 #define AT(msg, off, type) (*(type *)((char *)(msg) + (off)))
 
+/* A message with its defaults, required strings and sub-messages present
+ * (a required field left NULL would pack as missing and never unpack). */
 static ProtobufCMessage *new_message(const ProtobufCMessageDescriptor *d)
 {
     ProtobufCMessage *p = malloc(d->sizeof_message);
-    if (p)
-        d->message_init(p);
+    if (!p)
+        return NULL;
+    d->message_init(p);
+    for (unsigned i = 0; i < d->n_fields; i++) {
+        const ProtobufCFieldDescriptor *f = &d->fields[i];
+        if (f->label != PROTOBUF_C_LABEL_REQUIRED)
+            continue;
+        if (f->type == PROTOBUF_C_TYPE_STRING) {
+            char *e = malloc(1);
+            if (e)
+                *e = 0;
+            *(char **)((char *)p + f->offset) = e;
+        } else if (f->type == PROTOBUF_C_TYPE_MESSAGE) {
+            *(ProtobufCMessage **)((char *)p + f->offset) = new_message(f->descriptor);
+        }
+    }
     return p;
 }
 
@@ -233,11 +250,10 @@ static void mutate_scalar(vuf_mutator *mu, const ProtobufCFieldDescriptor *f, vo
         *(protobuf_c_boolean *)v = !*(protobuf_c_boolean *)v;
         break;
     case PROTOBUF_C_TYPE_ENUM: {
+        /* only the schema's values: a session with another one is refused */
         const ProtobufCEnumDescriptor *e = f->descriptor;
-        if (e && e->n_values && below(mu, 8))
+        if (e && e->n_values)
             *(int *)v = e->values[below(mu, e->n_values)].value;
-        else
-            *(int *)v = (int)mutate_int(mu, (uint32_t) * (int *)v, 32);
         break;
     }
     case PROTOBUF_C_TYPE_STRING:
@@ -329,8 +345,7 @@ static Vuf__Field *add_field(Vuf__Message *m)
     Vuf__Field *f = (Vuf__Field *)new_message(&vuf__field__descriptor);
     if (!f)
         return NULL;
-    f->path = dupstr("");
-    m->fields[m->n_fields++] = f;
+    m->fields[m->n_fields++] = f; /* path: "" (required, from new_message) */
     return f;
 }
 
@@ -352,6 +367,87 @@ static void set_field(vuf_mutator *mu, const vuf_msg_def *def, Vuf__Field *f, co
     }
 }
 
+static Vuf__Fd *new_fd(Vuf__FdKind k, uint32_t ref, bool has_ref);
+
+/* Valid by default, broken on purpose: make one field the table derives
+ * explicit and wrong (the fd count, the count field, the no-fd bit, the
+ * header's size, the length sent). */
+static bool break_derived(vuf_mutator *mu, Vuf__Message *m, bool backend)
+{
+    char err[160];
+    vuf_channel ch = backend ? VUF_CHAN_BACKEND : VUF_CHAN_FRONTEND;
+    if (!mu->wire || vuf_session_build(mu->spec, ch, m, mu->wire, err, sizeof err))
+        return false;
+    const vuf_session_wire *w = mu->wire;
+    size_t plen = w->len >= VUF_HDR_SIZE ? w->len - VUF_HDR_SIZE : 0;
+    switch (below(mu, 5)) {
+    case 0: { /* one fd more or fewer than derived, the rest as derived */
+        size_t n = w->nfds;
+        bool more = !n || below(mu, 2);
+        size_t want = more ? n + 1 : n - 1;
+        Vuf__Fd **v = calloc(want + 1, sizeof *v);
+        if (!v)
+            return false;
+        for (size_t i = 0; i < want; i++) {
+            const Vuf__Fd *src = i < n ? &w->fds[i] : n ? &w->fds[n - 1] : NULL;
+            v[i] = new_fd(src ? src->kind : VUF__FD_KIND__FD_EVENTFD, src ? src->ref : 0,
+                          src && src->has_ref);
+            if (v[i] && src && src->has_size && !w->fd_size_derived[i < n ? i : n - 1]) {
+                v[i]->has_size = true;
+                v[i]->size = src->size;
+            }
+        }
+        for (size_t i = 0; i < m->n_fds; i++)
+            protobuf_c_message_free_unpacked(&m->fds[i]->base, NULL);
+        free(m->fds);
+        m->fds = v;
+        m->n_fds = want;
+        m->has_no_fds = want == 0;
+        m->no_fds = want == 0;
+        mu->last = more ? "break-fd-count-up" : "break-fd-count-down";
+        return true;
+    }
+    case 1: { /* the count field of a variable payload, one off */
+        const vuf_payload_def *lay = w->def ? w->def->request : NULL;
+        if (!lay || lay->varray_field < 0 || m->has_raw_payload)
+            return false;
+        const char *cf = lay->fields[lay->fields[lay->varray_field].count_field].name;
+        uint64_t cnt = vuf_payload_count(lay, w->data + VUF_HDR_SIZE, plen);
+        Vuf__Field *f = NULL;
+        for (size_t i = 0; i < m->n_fields && !f; i++)
+            if (!strcmp(m->fields[i]->path, cf))
+                f = m->fields[i];
+        if (!f && !(f = add_field(m)))
+            return false;
+        set_string(&f->path, cf);
+        f->has_value = true;
+        f->value = below(mu, 3) ? cnt + 1 : cnt ? cnt - 1 : 1;
+        mu->last = "break-count-field";
+        return true;
+    }
+    case 2: /* the no-fd bit against the fds sent */
+        if (!w->def || w->def->fds.kind != VUF_FDRULE_NOFD)
+            return false;
+        m->has_nofd = true;
+        m->nofd = w->nfds != 0;
+        mu->last = "break-nofd";
+        return true;
+    case 3: /* the header's size */
+        m->has_size = true;
+        m->size = below(mu, 2) ? (uint32_t)plen + 1 + (uint32_t)below(mu, 8)
+                               : (uint32_t)mutate_int(mu, plen, 32);
+        mu->last = "break-hdr-size";
+        return true;
+    default: /* fewer bytes than built */
+        if (w->len < 2)
+            return false;
+        m->has_truncate = true;
+        m->truncate = (uint32_t)below(mu, w->len);
+        mu->last = "break-truncate";
+        return true;
+    }
+}
+
 static bool mutate_table_message(vuf_mutator *mu, Vuf__Message *m, bool backend)
 {
     uint32_t id;
@@ -362,7 +458,10 @@ static bool mutate_table_message(vuf_mutator *mu, Vuf__Message *m, bool backend)
         def ? vuf_session_layout(mu->spec, def, m->has_reply && m->reply, &try_ack) : NULL;
     char path[128];
     bool bytes;
-    switch (below(mu, 6)) {
+    switch (below(mu, 8)) {
+    case 6:
+    case 7:
+        return break_derived(mu, m, backend);
     case 0: { /* another table message (mostly this channel) */
         const vuf_msg_def *d = random_def(mu, below(mu, 5) == 0 ? !backend : backend);
         if (!d)
@@ -544,10 +643,22 @@ static bool mutate_field(vuf_mutator *mu, ProtobufCMessage *msg, const ProtobufC
         return mutate_repeated(mu, msg, f, depth);
     void *v = (char *)msg + f->offset;
     if (f->flags & PROTOBUF_C_FIELD_FLAG_ONEOF) {
-        if (AT(msg, f->quantifier_offset, uint32_t) != f->id || below(mu, 8) == 0) {
-            oneof_switch(mu, msg, f);
-            mu->last = "oneof-switch";
-            return true;
+        uint32_t active = AT(msg, f->quantifier_offset, uint32_t);
+        if (active != f->id) {
+            /* mostly the member that is set (an action keeps its kind);
+             * now and then another kind, from scratch */
+            const ProtobufCFieldDescriptor *a = NULL;
+            for (unsigned i = 0; i < msg->descriptor->n_fields && !a; i++)
+                if (msg->descriptor->fields[i].id == active &&
+                    (msg->descriptor->fields[i].flags & PROTOBUF_C_FIELD_FLAG_ONEOF))
+                    a = &msg->descriptor->fields[i];
+            if (!a || below(mu, 8) == 0) {
+                oneof_switch(mu, msg, f);
+                mu->last = "oneof-switch";
+                return true;
+            }
+            f = a;
+            v = (char *)msg + f->offset;
         }
     } else if (f->label == PROTOBUF_C_LABEL_OPTIONAL && f->type != PROTOBUF_C_TYPE_MESSAGE &&
                f->type != PROTOBUF_C_TYPE_STRING) {
@@ -587,7 +698,7 @@ static bool mutate_message(vuf_mutator *mu, ProtobufCMessage *msg, int depth)
     if (!msg || depth > 8)
         return false;
     const ProtobufCMessageDescriptor *d = msg->descriptor;
-    if (d == &vuf__message__descriptor && below(mu, 2))
+    if (d == &vuf__message__descriptor && below(mu, 3))
         return mutate_table_message(mu, (Vuf__Message *)msg, false);
     if (!d->n_fields)
         return false;
@@ -780,6 +891,7 @@ vuf_mutator *vuf_mutator_new(const vuf_spec *spec, vuf_byte_mutator bytes)
 {
     vuf_mutator *m = calloc(1, sizeof *m);
     if (m) {
+        m->wire = malloc(sizeof *m->wire);
         m->spec = spec;
         m->bytes = bytes;
         m->last = "none";
@@ -790,8 +902,10 @@ vuf_mutator *vuf_mutator_new(const vuf_spec *spec, vuf_byte_mutator bytes)
 
 void vuf_mutator_free(vuf_mutator *m)
 {
-    if (m)
+    if (m) {
         free(m->scratch);
+        free(m->wire);
+    }
     free(m);
 }
 

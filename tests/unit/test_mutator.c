@@ -1,0 +1,140 @@
+/* The session mutator: every output is a session within the size limit,
+ * the same (input, seed) gives the same output, garbage becomes a session,
+ * crossover and trimming keep sessions whole, and every kind of mutation
+ * happens (the derived-field breakers among them). */
+#include "vuf_mutator.h"
+#include "vuf_session.h"
+#include "vuf_test.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#define MAX 8192
+#define ROUNDS 10000
+
+static const char *seed_text =
+    "config queues=1\n"
+    "F>B main GET_FEATURES\n"
+    "F>B main GET_PROTOCOL_FEATURES\n"
+    "F>B main SET_PROTOCOL_FEATURES u64=0x1b22b\n"
+    "F>B main SET_MEM_TABLE need_reply regions[0].guest_addr=0 regions[0].size=0x10000 "
+    "regions[0].user_addr=0x7f0000000000 regions[0].mmap_offset=0 fds=guest:0\n"
+    "F>B main SET_VRING_KICK u64=0\n"
+    "F>B main GET_CONFIG offset=0 flags=0 payload=00000000\n"
+    "blk type=in\n"
+    "kick\n"
+    "backend-reply ack\n";
+
+int main(void)
+{
+    const vuf_spec *spec = vuf_spec_default();
+    vuf_diag d;
+    Vuf__Session *s = vuf_session_parse_text(spec, seed_text, strlen(seed_text), "seed", &d);
+    CHECK(s != NULL, "seed parses: %s", d.text);
+    if (!s)
+        TEST_END();
+    size_t slen;
+    uint8_t *seed = vuf_session_pack(s, &slen);
+    size_t seed_actions = s->n_actions;
+    vuf_session_free(s);
+    vuf_mutator *m = vuf_mutator_new(spec, NULL);
+    uint8_t *buf = malloc(MAX), *again = malloc(MAX), *out = malloc(MAX);
+
+    const char *seen[64];
+    size_t nseen = 0, invalid = 0, oversize = 0, differ = 0, same = 0;
+    size_t len = slen;
+    memcpy(buf, seed, slen);
+    for (unsigned i = 0; i < ROUNDS; i++) {
+        if (i % 50 == 0) { /* restart from the seed now and then */
+            memcpy(buf, seed, slen);
+            len = slen;
+        }
+        uint8_t before[MAX];
+        size_t blen = len;
+        memcpy(before, buf, len);
+        len = vuf_mutator_mutate(m, buf, len, MAX, i);
+        oversize += len == 0 || len > MAX;
+        Vuf__Session *x = vuf_session_unpack(buf, len);
+        invalid += x == NULL;
+        vuf_session_free(x);
+        /* determinism: the same input and seed, the same output */
+        memcpy(again, before, blen);
+        size_t alen = vuf_mutator_mutate(m, again, blen, MAX, i);
+        if (alen != len || memcmp(again, buf, len))
+            differ++;
+        same += len == blen && !memcmp(buf, before, len);
+        const char *op = vuf_mutator_last(m);
+        bool known = false;
+        for (size_t k = 0; k < nseen; k++)
+            known |= !strcmp(seen[k], op);
+        if (!known && nseen < 64)
+            seen[nseen++] = op;
+    }
+    CHECK(invalid == 0, "%zu outputs are not sessions", invalid);
+    CHECK(oversize == 0, "%zu outputs out of bounds", oversize);
+    CHECK(differ == 0, "%zu outputs differ for the same input and seed", differ);
+    CHECK(same < ROUNDS / 10, "%zu of %d mutations changed nothing", same, ROUNDS);
+    static const char *const want[] = {"insert-action",
+                                       "delete-action",
+                                       "duplicate-action",
+                                       "swap-actions",
+                                       "splice-actions",
+                                       "rename-message",
+                                       "add-field",
+                                       "table-value",
+                                       "raw-id",
+                                       "header",
+                                       "break-fd-count-up",
+                                       "break-fd-count-down",
+                                       "break-count-field",
+                                       "break-nofd",
+                                       "break-hdr-size",
+                                       "break-truncate",
+                                       "oneof-switch",
+                                       "mutate-scalar",
+                                       "insert-element",
+                                       "delete-element"};
+    for (size_t w = 0; w < sizeof want / sizeof want[0]; w++) {
+        bool found = false;
+        for (size_t k = 0; k < nseen; k++)
+            found |= !strcmp(seen[k], want[w]);
+        CHECK(found, "mutation '%s' happened", want[w]);
+    }
+
+    /* garbage becomes a session; a tiny max is respected */
+    memset(buf, 0xff, 64);
+    len = vuf_mutator_mutate(m, buf, 64, MAX, 7);
+    Vuf__Session *g = vuf_session_unpack(buf, len);
+    CHECK(g != NULL && !strcmp(vuf_mutator_last(m), "fresh-session") || g != NULL,
+          "garbage becomes a session");
+    vuf_session_free(g);
+    memcpy(buf, seed, slen);
+    len = vuf_mutator_mutate(m, buf, slen, slen, 3);
+    CHECK(len <= slen, "max %zu respected: %zu", slen, len);
+
+    /* crossover: a session, with the first one's config */
+    size_t clen = vuf_mutator_crossover(m, seed, slen, seed, slen, out, MAX, 5);
+    Vuf__Session *c = vuf_session_unpack(out, clen);
+    CHECK(c != NULL && c->config && c->config->has_queues, "crossover keeps the config");
+    vuf_session_free(c);
+
+    /* trimming: one action fewer per step, the session otherwise intact */
+    CHECK(vuf_mutator_trim_steps(seed, slen) == seed_actions, "%zu trim steps",
+          vuf_mutator_trim_steps(seed, slen));
+    size_t tlen = vuf_mutator_without_action(seed, slen, 2, out, MAX);
+    Vuf__Session *t = vuf_session_unpack(out, tlen);
+    CHECK(t && t->n_actions == seed_actions - 1, "an action removed");
+    if (t && t->n_actions > 2)
+        CHECK(t->actions[2]->action_case == VUF__ACTION__ACTION_SEND &&
+                  !strcmp(t->actions[2]->send->name, "SET_MEM_TABLE"),
+              "the third action is the old fourth");
+    vuf_session_free(t);
+    CHECK(vuf_mutator_without_action(seed, slen, 99, out, MAX) == 0, "out of range: nothing");
+
+    free(seed);
+    free(buf);
+    free(again);
+    free(out);
+    vuf_mutator_free(m);
+    TEST_END();
+}
