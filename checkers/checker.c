@@ -181,13 +181,16 @@ static vuf_side responder_of(const vuf_checker *c, vuf_channel ch)
  * the channel, or -1 when the next request came or the conversation ended.
  * A responder that closes instead of answering reacts to the request (the
  * spec lets it close on errors), which is a finding only when the request
- * broke no rule. */
+ * broke no rule. A requester that closes gave up waiting: the responder
+ * could no longer answer, and that is nobody's violation. */
 static void owed_missing(vuf_checker *c, vuf_channel ch, int closer, const char *when)
 {
     pending_t *p = &c->pending[ch];
     if (p->active && (p->explicit_reply || p->ack_expected)) {
         vuf_side responder = responder_of(c, ch);
-        if (closer == (int)responder) {
+        if (closer >= 0 && closer != (int)responder) {
+            /* the requester closed */
+        } else if (closer == (int)responder) {
             if (!p->broke_must)
                 report(c, "REACT-CLOSE", responder,
                        "closed the channel instead of answering %s (event %zu), which broke no "

@@ -124,7 +124,7 @@ static const vuf_rule_info rules[] = {
      "the reply's id is the request's"},
     {"REPLY-MISSING", VUF_MUST, "reply", "Communication",
      "A message that needs a reply is answered before the next request.",
-     "column `reply always`, `reply-always-if`, or `ack` with NEED_REPLY + REPLY_ACK: the reply comes before the next request, the requester's close or the end (a responder that closes reacts instead: REACT-CLOSE)"},
+     "column `reply always`, `reply-always-if`, or `ack` with NEED_REPLY + REPLY_ACK: the reply comes before the next request or the end of the conversation (a responder that closes reacts instead: REACT-CLOSE; a requester that closes gives up waiting)"},
     {"REPLY-ACK-UNREQUESTED", VUF_MUST, "reply", "Communication",
      "The ack reply is sent only when REPLY_ACK was negotiated and NEED_REPLY is set.",
      "column `reply ack`: no reply unless it was requested"},

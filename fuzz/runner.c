@@ -41,6 +41,7 @@
 #define MAX_DISK (64ull << 20)
 #define MAX_MEM (1ull << 20)   /* per region */
 #define STEPS 3                /* device steps after each action (a message, its kicks, ...) */
+#define SETTLE_STEPS 4096      /* steps before leaving (a 1 MiB raw write: < 1400) */
 #define BATCH_MAX 32           /* main-socket writes sent before the device steps */
 #define BATCH_BYTES (32 << 10) /* ... and their bytes: well inside a socket buffer */
 
@@ -544,6 +545,14 @@ static void step(vuf_runner *r)
 
 static void disconnect(vuf_runner *r)
 {
+    /* a front-end leaves once what it sent was read and answered (a big raw
+     * write can hold more messages than a few steps take) */
+    for (int i = 0; i < SETTLE_STEPS && r->conn; i++) {
+        uint64_t ev = r->st.events;
+        step(r);
+        if (r->st.events == ev)
+            break;
+    }
     if (r->fe >= 0) {
         close(r->fe);
         r->fe = -1;
