@@ -105,8 +105,7 @@ int main(void)
     memset(buf, 0xff, 64);
     len = vuf_mutator_mutate(m, buf, 64, MAX, 7);
     Vuf__Session *g = vuf_session_unpack(buf, len);
-    CHECK(g != NULL && !strcmp(vuf_mutator_last(m), "fresh-session") || g != NULL,
-          "garbage becomes a session");
+    CHECK(g != NULL && g->n_actions > 0, "garbage becomes a session with actions");
     vuf_session_free(g);
     memcpy(buf, seed, slen);
     len = vuf_mutator_mutate(m, buf, slen, slen, 3);
