@@ -320,8 +320,12 @@ static bool random_path(vuf_mutator *mu, const vuf_payload_def *p, char *out, si
 }
 
 /* A value for a field, with the table where it knows better. */
-static uint64_t table_value(vuf_mutator *mu, const vuf_msg_def *def, const char *path, uint64_t v)
+static uint64_t table_value(vuf_mutator *mu, const vuf_msg_def *def, const vuf_payload_def *lay,
+                            const char *path, uint64_t v)
 {
+    /* a value the field can hold: a wider one makes the message unbuildable */
+    vuf_field_ref ref;
+    unsigned bits = vuf_field_resolve(lay, path, &ref) && ref.width < 8 ? ref.width * 8 : 64;
     if (def && !strcmp(path, "u64") && below(mu, 2)) {
         /* feature words: flip a bit the table names */
         size_t n = vuf_spec_feature_count(mu->spec);
@@ -331,7 +335,7 @@ static uint64_t table_value(vuf_mutator *mu, const vuf_msg_def *def, const char 
     }
     if (def && def->vring.present && !strcmp(path, def->vring.path) && below(mu, 2))
         return below(mu, 4) | (below(mu, 4) ? 0 : 0x100); /* small index, NOFD bit now and then */
-    return mutate_int(mu, v, 64);
+    return mutate_int(mu, v, bits);
 }
 
 /* ---------- table-aware Message mutations ---------- */
@@ -349,8 +353,8 @@ static Vuf__Field *add_field(Vuf__Message *m)
     return f;
 }
 
-static void set_field(vuf_mutator *mu, const vuf_msg_def *def, Vuf__Field *f, const char *path,
-                      bool bytes)
+static void set_field(vuf_mutator *mu, const vuf_msg_def *def, const vuf_payload_def *lay,
+                      Vuf__Field *f, const char *path, bool bytes)
 {
     set_string(&f->path, path);
     if (bytes) {
@@ -363,7 +367,7 @@ static void set_field(vuf_mutator *mu, const vuf_msg_def *def, Vuf__Field *f, co
         free(f->bytes.data);
         f->bytes.data = NULL;
         f->bytes.len = 0;
-        f->value = table_value(mu, def, path, f->value);
+        f->value = table_value(mu, def, lay, path, f->value);
     }
 }
 
@@ -476,7 +480,7 @@ static bool mutate_table_message(vuf_mutator *mu, Vuf__Message *m, bool backend)
             return false;
         for (size_t i = 0; i < m->n_fields; i++)
             if (!strcmp(m->fields[i]->path, path)) {
-                set_field(mu, def, m->fields[i], path, bytes);
+                set_field(mu, def, lay, m->fields[i], path, bytes);
                 mu->last = "mutate-field";
                 return true;
             }
@@ -484,7 +488,7 @@ static bool mutate_table_message(vuf_mutator *mu, Vuf__Message *m, bool backend)
             Vuf__Field *f = add_field(m);
             if (!f)
                 return false;
-            set_field(mu, def, f, path, bytes);
+            set_field(mu, def, lay, f, path, bytes);
         }
         mu->last = "add-field";
         return true;
@@ -507,7 +511,7 @@ static bool mutate_table_message(vuf_mutator *mu, Vuf__Message *m, bool backend)
                 mutate_bytes(mu, &f->bytes);
             else {
                 f->has_value = true;
-                f->value = table_value(mu, def, f->path, f->value);
+                f->value = table_value(mu, def, lay, f->path, f->value);
             }
         }
         mu->last = "table-value";
@@ -766,16 +770,23 @@ static Vuf__Action *gen_action(vuf_mutator *mu)
         a->backend_reply = (Vuf__BackendReply *)new_message(&vuf__backend_reply__descriptor);
         if (a->backend_reply)
             a->backend_reply->kind = (Vuf__BackendReply__Kind)below(mu, 7);
-    } else if (k == 16) {
+    } else if (k == 16 && below(mu, 2)) {
+        /* a hand-made descriptor: no buffer (length 0) unless a mutation adds one;
+         * chained to itself now and then */
         a->action_case = VUF__ACTION__ACTION_DESC;
         a->desc = (Vuf__Desc *)new_message(&vuf__desc__descriptor);
         if (a->desc) {
             a->desc->index = (uint32_t)below(mu, 16);
             a->desc->has_next = true;
-            a->desc->next = (uint32_t)below(mu, 16);
+            a->desc->next = below(mu, 4) ? (uint32_t)below(mu, 16) : a->desc->index;
             a->desc->has_flags = true;
             a->desc->flags = (uint32_t)below(mu, 8);
         }
+    } else if (k == 16) { /* a head made available, as a driver does after writing it */
+        a->action_case = VUF__ACTION__ACTION_AVAIL;
+        a->avail = (Vuf__Avail *)new_message(&vuf__avail__descriptor);
+        if (a->avail)
+            a->avail->head = (uint32_t)below(mu, 16);
     } else if (k == 17) {
         a->action_case = VUF__ACTION__ACTION_RESIZE;
         a->resize = below(mu, 2) ? 2u << 20 : mutate_int(mu, 1u << 20, 64);
