@@ -22,6 +22,7 @@ typedef struct {
     size_t req_len; /* request payload bytes */
     /* what the request changed, restored if its reply says it failed */
     bool saved;
+    size_t serial; /* the checker's request count when it came: undo only the latest */
     vuf_checker_state st_before;
     size_t nreg_before;
     uint8_t seen_before; /* seen[] of the request's id before it */
@@ -43,6 +44,7 @@ struct vuf_checker {
     } regions[MAX_REGIONS], regions_before[MAX_REGIONS];
     size_t nreg;
     size_t events;
+    size_t requests; /* requests seen, both channels */
     vuf_violation *v;
     size_t nv, capv;
     const vuf_event *cur;
@@ -105,6 +107,7 @@ void vuf_checker_reset(vuf_checker *c)
         memset(c->seen[ch], 0, (size_t)c->max_id[ch] + 1);
     c->nreg = 0;
     c->events = 0;
+    c->requests = 0;
     c->nv = 0;
 }
 
@@ -345,6 +348,7 @@ static void on_request(vuf_checker *c, const vuf_event *ev, const vuf_msg_view *
     const uint8_t *pl = v->payload;
     size_t len = v->payload_len;
     owed_missing(c, ch, -1, "before the next request");
+    c->requests++;
     bool reply_ack = proto_acked(c, c->bit_reply_ack);
     if (v->hdr.request == 0 || !d) {
         if (v->hdr.request == 0)
@@ -438,6 +442,7 @@ static void on_request(vuf_checker *c, const vuf_event *ev, const vuf_msg_view *
     /* what this request changes is undone if its reply reports a failure */
     pending_t *p = &c->pending[ch];
     p->saved = true;
+    p->serial = c->requests;
     p->st_before = c->st;
     p->nreg_before = c->nreg;
     memcpy(c->regions_before, c->regions, c->nreg * sizeof c->regions[0]);
@@ -567,8 +572,12 @@ static void on_reply(vuf_checker *c, const vuf_event *ev, const vuf_msg_view *v)
     if (can_fail && !failed && p->broke_must && s == VUF_SIDE_BACKEND)
         report(c, "REACT-ACK-INVALID", s, "replied success to %s, which broke a MUST rule",
                d->name);
-    if (failed && p->saved) {
-        /* a failed request has no effect (the reply's own learning is kept) */
+    /* A failed request has no effect (the reply's own learning is kept). Only
+     * a reply that was owed undoes anything (an unrequested one is a violation,
+     * not an answer), and only while its request is the latest one: a late
+     * reply on one channel must not roll back what requests on the other
+     * channel did since (a stale snapshot made the checker forget REPLY_ACK). */
+    if (failed && p->saved && (p->explicit_reply || p->ack_expected) && p->serial == c->requests) {
         vuf_checker_state learned = c->st;
         c->st = p->st_before;
         c->st.features_offered = learned.features_offered;
