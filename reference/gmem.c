@@ -149,7 +149,10 @@ static bool regions_overlap(const vuf_gmem_region *a, const vuf_gmem_region *b)
 }
 
 /* Map [off, off+len) of fd read-write and shared. The fd must be at least
- * off + len bytes long: mapping past its end would fault on access. */
+ * off + len bytes long: mapping past its end would fault on access. The
+ * mapping is followed by an inaccessible guard page, so an access that runs
+ * past its end faults at once instead of landing in whatever the kernel
+ * placed next (defence in depth, and a deterministic oracle for fuzzing). */
 void *vuf_gmem_map(int fd, uint64_t off, uint64_t len, void **map, size_t *map_len)
 {
     struct stat st;
@@ -162,13 +165,23 @@ void *vuf_gmem_map(int fd, uint64_t off, uint64_t len, void **map, size_t *map_l
     uint64_t aligned = off & ~(pg - 1), delta = off - aligned;
     if (len + delta > (uint64_t)SIZE_MAX)
         return NULL;
-    void *p =
-        mmap(NULL, (size_t)(len + delta), PROT_READ | PROT_WRITE, MAP_SHARED, fd, (off_t)aligned);
-    if (p == MAP_FAILED)
+    uint64_t body = (len + delta + pg - 1) & ~(pg - 1);
+    if (body < len + delta || body > (uint64_t)SIZE_MAX - pg)
         return NULL;
-    *map = p;
-    *map_len = (size_t)(len + delta);
-    return (uint8_t *)p + delta;
+    /* reserve body + guard, inaccessible, then put the fd over the body */
+    void *r = mmap(NULL, (size_t)(body + pg), PROT_NONE,
+                   MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+    if (r == MAP_FAILED)
+        return NULL;
+    void *p = mmap(r, (size_t)(len + delta), PROT_READ | PROT_WRITE, MAP_SHARED | MAP_FIXED, fd,
+                   (off_t)aligned);
+    if (p == MAP_FAILED) {
+        munmap(r, (size_t)(body + pg));
+        return NULL;
+    }
+    *map = r;
+    *map_len = (size_t)(body + pg);
+    return (uint8_t *)r + delta;
 }
 
 static vuf_gmem_status map_region(region *g, const vuf_gmem_region *r, int fd)

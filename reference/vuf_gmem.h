@@ -112,7 +112,8 @@ void *vuf_gmem_gpa(const vuf_gmem *m, uint64_t gpa, uint64_t len);
 uint64_t vuf_gmem_uva_to_gpa(const vuf_gmem *m, uint64_t uva);
 
 /* Map [off, off+len) of fd read-write and shared. The fd must be at least
- * off + len bytes long (a mapping past its end faults on access). Returns
+ * off + len bytes long (a mapping past its end faults on access). An
+ * inaccessible guard page follows the mapping: an overrun faults. Returns
  * the host address of `off`, or NULL; *map and *map_len are what to munmap. */
 void *vuf_gmem_map(int fd, uint64_t off, uint64_t len, void **map, size_t *map_len);
 

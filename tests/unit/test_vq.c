@@ -1,9 +1,11 @@
 /* Virtqueue primitives on a memfd-backed guest memory: the pending check the
- * EVENT_IDX re-check relies on, and chain walks at the queue-size bound. */
+ * EVENT_IDX re-check relies on, chain walks at the queue-size bound, and the
+ * guard page after every mapping of guest memory. */
 #include "vuf_gmem.h"
 #include "vuf_test.h"
 #include "vuf_vq.h"
 
+#include <errno.h>
 #include <string.h>
 #include <sys/mman.h>
 #include <unistd.h>
@@ -14,6 +16,14 @@
 static void put16(uint8_t *p, uint16_t v)
 {
     memcpy(p, &v, 2);
+}
+
+/* Can this process read p? write(2) from an inaccessible address fails
+ * with EFAULT instead of faulting. */
+static bool readable(int pipe_w, const void *p)
+{
+    ssize_t n = write(pipe_w, p, 1);
+    return n == 1 || errno != EFAULT;
 }
 
 static void desc(uint8_t *table, uint16_t i, uint64_t addr, uint32_t len, uint16_t flags,
@@ -76,6 +86,27 @@ int main(void)
     CHECK(res.status == VUF_VQ_CHAIN && c->niov == 4, "indirect table of the queue size: %d",
           res.status);
     free(c);
+
+    /* the guard page: the byte after a region's mapping faults */
+    int pp[2];
+    CHECK(pipe(pp) == 0, "pipe");
+    uint8_t *host = vuf_gmem_gpa(m, MEM - 1, 1);
+    CHECK(host && readable(pp[1], host), "last byte of the region readable");
+    CHECK(host && !readable(pp[1], host + 1), "the byte after the region is a guard page");
+    /* a mapping from an unaligned offset: the guard follows the last page */
+    int f2 = memfd_create("test-vq-guard", MFD_CLOEXEC);
+    CHECK(f2 >= 0 && ftruncate(f2, 0x3000) == 0, "memfd 2");
+    void *map = NULL;
+    size_t map_len = 0;
+    uint8_t *b = vuf_gmem_map(f2, 0x1010, 0x100, &map, &map_len);
+    CHECK(b && readable(pp[1], b) && readable(pp[1], b + 0x100 - 1), "mapped range readable");
+    CHECK(b && !readable(pp[1], b - 0x10 + 0x1000), "guard page after the mapping's last page");
+    if (map)
+        munmap(map, map_len);
+    close(f2);
+    close(pp[0]);
+    close(pp[1]);
+
     vuf_gmem_free(m);
     munmap(g, MEM);
     CHECK(vuf_test_count_fds() == fds0, "no fd left");
