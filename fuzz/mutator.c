@@ -820,7 +820,7 @@ static Vuf__Action *gen_action(vuf_mutator *mu)
     return a;
 }
 
-static bool insert_action(vuf_mutator *mu, Vuf__Session *s, Vuf__Action *a)
+static bool insert_action_at(Vuf__Session *s, Vuf__Action *a, size_t at)
 {
     if (!a)
         return false;
@@ -830,10 +830,74 @@ static bool insert_action(vuf_mutator *mu, Vuf__Session *s, Vuf__Action *a)
         return false;
     }
     s->actions = na;
-    size_t at = below(mu, s->n_actions + 1);
+    if (at > s->n_actions)
+        at = s->n_actions;
     memmove(na + at + 1, na + at, (s->n_actions - at) * sizeof *na);
     na[at] = a;
     s->n_actions++;
+    return true;
+}
+
+static bool insert_action(vuf_mutator *mu, Vuf__Session *s, Vuf__Action *a)
+{
+    return insert_action_at(s, a, below(mu, s->n_actions + 1));
+}
+
+/* What a driver does, hand-made: 1 to 3 descriptors written from a random
+ * slot and linked in order, the head made available, a kick. The last
+ * descriptor ends the chain, or now and then links back into it (a loop,
+ * which a device must bound: virtio 1.x "Virtqueues"); lengths are 0 or
+ * small, WRITE and INDIRECT set now and then, buffers anywhere in the
+ * standard 64 KiB of guest memory. */
+static bool insert_chain(vuf_mutator *mu, Vuf__Session *s)
+{
+    static const uint32_t lens[] = {0, 0, 1, 0x10, 0x200, 0x1000};
+    size_t at = below(mu, s->n_actions + 1);
+    uint32_t base = (uint32_t)below(mu, 16), n = 1 + (uint32_t)below(mu, 3);
+    bool loop = below(mu, 3) == 0;
+    for (uint32_t k = 0; k < n; k++) {
+        Vuf__Action *a = (Vuf__Action *)new_message(&vuf__action__descriptor);
+        Vuf__Desc *d = (Vuf__Desc *)new_message(&vuf__desc__descriptor);
+        if (!a || !d) {
+            free(a);
+            free(d);
+            return k > 0;
+        }
+        bool last = k + 1 == n;
+        d->index = (base + k) % 16;
+        d->has_addr = true;
+        d->addr = below(mu, 0x10000) & ~0xfull;
+        d->has_len = true;
+        d->len = lens[below(mu, 6)];
+        d->has_flags = true;
+        d->flags = (!last || loop ? 1u : 0) | (below(mu, 2) ? 2u : 0) | (below(mu, 8) ? 0 : 4u);
+        d->has_next = !last || loop;
+        d->next = (last ? base + (uint32_t)below(mu, n) : base + k + 1) % 16;
+        a->action_case = VUF__ACTION__ACTION_DESC;
+        a->desc = d;
+        if (!insert_action_at(s, a, at + k))
+            return k > 0;
+    }
+    Vuf__Action *av = (Vuf__Action *)new_message(&vuf__action__descriptor);
+    Vuf__Avail *h = (Vuf__Avail *)new_message(&vuf__avail__descriptor);
+    Vuf__Action *kick = (Vuf__Action *)new_message(&vuf__action__descriptor);
+    Vuf__Kick *kk = (Vuf__Kick *)new_message(&vuf__kick__descriptor);
+    if (!av || !h || !kick || !kk) {
+        free(av);
+        free(h);
+        free(kick);
+        free(kk);
+        return true;
+    }
+    h->head = base;
+    av->action_case = VUF__ACTION__ACTION_AVAIL;
+    av->avail = h;
+    kick->action_case = VUF__ACTION__ACTION_KICK;
+    kick->kick = kk;
+    if (insert_action_at(s, av, at + n))
+        insert_action_at(s, kick, at + n + 1);
+    else
+        protobuf_c_message_free_unpacked(&kick->base, NULL);
     return true;
 }
 
@@ -850,6 +914,10 @@ static bool mutate_session(vuf_mutator *mu, Vuf__Session *s)
     switch (below(mu, 10)) {
     case 0:
     case 1:
+        if (below(mu, 8) == 0 && n < 500) {
+            mu->last = "insert-chain";
+            return insert_chain(mu, s);
+        }
         mu->last = "insert-action";
         return insert_action(mu, s, gen_action(mu));
     case 2:

@@ -75,6 +75,7 @@ int main(void)
     CHECK(differ == 0, "%zu outputs differ for the same input and seed", differ);
     CHECK(same < ROUNDS / 10, "%zu of %d mutations changed nothing", same, ROUNDS);
     static const char *const want[] = {"insert-action",
+                                       "insert-chain",
                                        "delete-action",
                                        "duplicate-action",
                                        "swap-actions",
