@@ -20,6 +20,7 @@ struct vuf_mutator {
     const char *last;
     uint8_t *scratch;
     size_t scratch_cap;
+    vuf_session_guest guest; /* the guest of the session being mutated */
 };
 
 /* ---------- randomness ---------- */
@@ -243,6 +244,26 @@ static void mutate_bytes(vuf_mutator *mu, ProtobufCBinaryData *b)
     b->len = n;
 }
 
+/* v is an address of the session's guest memory (guest-physical, or the
+ * front-end's user address): one near the end of a region instead, its last
+ * bytes or the first past it, where a range translated by its start only
+ * runs over (CVE-2018-1059). False when v is neither kind of address. */
+static bool near_region_end(vuf_mutator *mu, uint64_t v, uint64_t *out)
+{
+    static const uint64_t back[] = {0, 1, 2, 4, 8, 0x10, 0x40, 0x80, 0x100, 0x200};
+    const vuf_session_guest *g = &mu->guest;
+    uint64_t span = g->region_size * g->nregions, base;
+    if (v - g->gpa0 < span)
+        base = g->gpa0;
+    else if (v - g->uaddr0 < span)
+        base = g->uaddr0;
+    else
+        return false;
+    uint64_t end = base + g->region_size * (1 + below(mu, g->nregions));
+    *out = end - back[below(mu, sizeof back / sizeof back[0])];
+    return true;
+}
+
 static void mutate_scalar(vuf_mutator *mu, const ProtobufCFieldDescriptor *f, void *v)
 {
     switch (f->type) {
@@ -271,6 +292,9 @@ static void mutate_scalar(vuf_mutator *mu, const ProtobufCFieldDescriptor *f, vo
     case PROTOBUF_C_TYPE_DOUBLE:
         break;
     default:
+        if (int_bits(f) == 64 && below(mu, 4) == 0 &&
+            near_region_end(mu, *(uint64_t *)v, (uint64_t *)v))
+            break;
         if (int_bits(f) == 64)
             *(uint64_t *)v = mutate_int(mu, *(uint64_t *)v, 64);
         else
@@ -335,6 +359,9 @@ static uint64_t table_value(vuf_mutator *mu, const vuf_msg_def *def, const vuf_p
     }
     if (def && def->vring.present && !strcmp(path, def->vring.path) && below(mu, 2))
         return below(mu, 4) | (below(mu, 4) ? 0 : 0x100); /* small index, NOFD bit now and then */
+    uint64_t near;
+    if (bits == 64 && below(mu, 4) == 0 && near_region_end(mu, v, &near))
+        return near;
     return mutate_int(mu, v, bits);
 }
 
@@ -848,12 +875,13 @@ static bool insert_action(vuf_mutator *mu, Vuf__Session *s, Vuf__Action *a)
  * descriptor ends the chain, or now and then links back into it (a loop,
  * which a device must bound: virtio 1.x "Virtqueues"); lengths are 0 or
  * small, WRITE and INDIRECT set now and then, buffers anywhere in the
- * standard 64 KiB of guest memory. */
+ * session's guest memory. */
 static bool insert_chain(vuf_mutator *mu, Vuf__Session *s)
 {
     static const uint32_t lens[] = {0, 0, 1, 0x10, 0x200, 0x1000};
     size_t at = below(mu, s->n_actions + 1);
-    uint32_t base = (uint32_t)below(mu, 16), n = 1 + (uint32_t)below(mu, 3);
+    const vuf_session_guest *g = &mu->guest;
+    uint32_t qs = g->queue_size, base = (uint32_t)below(mu, qs), n = 1 + (uint32_t)below(mu, 3);
     bool loop = below(mu, 3) == 0;
     for (uint32_t k = 0; k < n; k++) {
         Vuf__Action *a = (Vuf__Action *)new_message(&vuf__action__descriptor);
@@ -864,15 +892,15 @@ static bool insert_chain(vuf_mutator *mu, Vuf__Session *s)
             return k > 0;
         }
         bool last = k + 1 == n;
-        d->index = (base + k) % 16;
+        d->index = (base + k) % qs;
         d->has_addr = true;
-        d->addr = below(mu, 0x10000) & ~0xfull;
+        d->addr = g->gpa0 + (below(mu, g->region_size * g->nregions) & ~0xfull);
         d->has_len = true;
         d->len = lens[below(mu, 6)];
         d->has_flags = true;
         d->flags = (!last || loop ? 1u : 0) | (below(mu, 2) ? 2u : 0) | (below(mu, 8) ? 0 : 4u);
         d->has_next = !last || loop;
-        d->next = (last ? base + (uint32_t)below(mu, n) : base + k + 1) % 16;
+        d->next = (last ? base + (uint32_t)below(mu, n) : base + k + 1) % qs;
         a->action_case = VUF__ACTION__ACTION_DESC;
         a->desc = d;
         if (!insert_action_at(s, a, at + k))
@@ -974,6 +1002,7 @@ vuf_mutator *vuf_mutator_new(const vuf_spec *spec, vuf_byte_mutator bytes)
         m->spec = spec;
         m->bytes = bytes;
         m->last = "none";
+        vuf_session_guest_of(NULL, &m->guest);
         seed(m, 1);
     }
     return m;
@@ -1022,6 +1051,7 @@ size_t vuf_mutator_mutate(vuf_mutator *m, uint8_t *data, size_t size, size_t max
     }
     if (!s)
         return size;
+    vuf_session_guest_of(s->config, &m->guest);
     unsigned rounds = 1 + (unsigned)below(m, 4);
     for (unsigned i = 0; i < rounds; i++)
         for (int tries = 0; tries < 4 && !mutate_session(m, s); tries++) {

@@ -29,17 +29,17 @@
 #include <unistd.h>
 
 #define MAX_ACTIONS 4096
-#define MAX_HFDS 256  /* fds the front-end creates in one session */
-#define MAX_PEERS 32  /* socket pairs it keeps the other end of */
-#define MAX_QUEUES 8  /* device queues a session may configure */
-#define MAX_REGIONS 4 /* guest memory regions */
-#define RING_HIST 8   /* ring addresses remembered per queue */
-#define TLB_MAX 128   /* IOTLB updates remembered */
-#define RING_STRIDE 0x1000ull
+#define MAX_HFDS 256 /* fds the front-end creates in one session */
+#define MAX_PEERS 32 /* socket pairs it keeps the other end of */
+#define MAX_QUEUES VUF_SESSION_MAX_QUEUES
+#define MAX_REGIONS VUF_SESSION_MAX_REGIONS
+#define RING_HIST 8 /* ring addresses remembered per queue */
+#define TLB_MAX 128 /* IOTLB updates remembered */
+#define RING_STRIDE VUF_SESSION_RING_STRIDE
 #define AVAIL_OFF 0x400ull
 #define USED_OFF 0x800ull
 #define MAX_DISK (64ull << 20)
-#define MAX_MEM (1ull << 20)   /* per region */
+#define MAX_MEM VUF_SESSION_MAX_REGION
 #define STEPS 3                /* device steps after each action (a message, its kicks, ...) */
 #define SETTLE_STEPS 4096      /* steps before leaving (a 1 MiB raw write: < 1400) */
 #define BATCH_MAX 32           /* main-socket writes sent before the device steps */
@@ -1181,24 +1181,16 @@ static bool setup(vuf_runner *r, const Vuf__Session *s)
     Vuf__Config none = VUF__CONFIG__INIT;
     if (!c)
         c = &none;
-    r->queues = (uint32_t)cfg_u64(c->has_queues, c->queues, 1, 1, MAX_QUEUES);
-    r->qsize = (uint32_t)cfg_u64(c->has_queue_size, c->queue_size, 16, 1, 64);
-    uint64_t msize = cfg_u64(c->has_mem_size, c->mem_size, 64 << 10, 0x1000, MAX_MEM);
-    msize = (msize + 0xfff) & ~0xfffull;
-    if (msize < RING_STRIDE * (r->queues + 1))
-        msize = RING_STRIDE * (r->queues + 1);
-    r->nreg = cfg_u64(c->has_mem_regions, c->mem_regions, 1, 1, MAX_REGIONS);
-    uint64_t gpa0 = c->has_mem_gpa ? c->mem_gpa : 0;
-    uint64_t ua0 = c->has_mem_uaddr ? c->mem_uaddr : 0x7f0000000000ull;
-    /* the layout must not wrap: fall back to the defaults */
-    if (gpa0 > UINT64_MAX - msize * r->nreg)
-        gpa0 = 0;
-    if (ua0 > UINT64_MAX - msize * r->nreg)
-        ua0 = 0x7f0000000000ull;
+    vuf_session_guest lay;
+    vuf_session_guest_of(c, &lay);
+    r->queues = lay.queues;
+    r->qsize = lay.queue_size;
+    uint64_t msize = lay.region_size;
+    r->nreg = lay.nregions;
     for (size_t i = 0; i < r->nreg; i++) {
         gregion *g = &r->reg[i];
-        g->gpa = gpa0 + msize * i;
-        g->uaddr = ua0 + msize * i;
+        g->gpa = lay.gpa0 + msize * i;
+        g->uaddr = lay.uaddr0 + msize * i;
         g->size = msize;
         if (!pool_region(g))
             return false;

@@ -36,6 +36,36 @@ Vuf__FdKind vuf_session_fd_kind(Vuf__FdKind k)
     return u < sizeof fd_kind_names / sizeof fd_kind_names[0] ? k : VUF__FD_KIND__FD_OTHER;
 }
 
+static uint64_t clamp(bool has, uint64_t v, uint64_t def, uint64_t lo, uint64_t hi)
+{
+    v = has ? v : def;
+    return v < lo ? lo : v > hi ? hi : v;
+}
+
+void vuf_session_guest_of(const Vuf__Config *c, vuf_session_guest *g)
+{
+    Vuf__Config none = VUF__CONFIG__INIT;
+    if (!c)
+        c = &none;
+    g->queues = (uint32_t)clamp(c->has_queues, c->queues, 1, 1, VUF_SESSION_MAX_QUEUES);
+    g->queue_size =
+        (uint32_t)clamp(c->has_queue_size, c->queue_size, 16, 1, VUF_SESSION_MAX_QUEUE_SIZE);
+    uint64_t size = clamp(c->has_mem_size, c->mem_size, 64 << 10, 0x1000, VUF_SESSION_MAX_REGION);
+    size = (size + 0xfff) & ~0xfffull;
+    if (size < VUF_SESSION_RING_STRIDE * (g->queues + 1))
+        size = VUF_SESSION_RING_STRIDE * (g->queues + 1);
+    g->region_size = size;
+    g->nregions =
+        (uint32_t)clamp(c->has_mem_regions, c->mem_regions, 1, 1, VUF_SESSION_MAX_REGIONS);
+    g->gpa0 = c->has_mem_gpa ? c->mem_gpa : 0;
+    g->uaddr0 = c->has_mem_uaddr ? c->mem_uaddr : 0x7f0000000000ull;
+    /* the layout must not wrap: fall back to the defaults */
+    if (g->gpa0 > UINT64_MAX - size * g->nregions)
+        g->gpa0 = 0;
+    if (g->uaddr0 > UINT64_MAX - size * g->nregions)
+        g->uaddr0 = 0x7f0000000000ull;
+}
+
 const char *vuf_session_fd_kind_name(Vuf__FdKind k)
 {
     return fd_kind_names[vuf_session_fd_kind(k)];

@@ -37,6 +37,26 @@
 /* A derived size above this is refused in favour of the default. */
 #define VUF_SESSION_MAX_FD_SIZE (1ull << 30)
 
+/* ---- the guest a session's config lays out ---- */
+
+/* Bounds of the config (values outside are clamped; docs/session-format.md). */
+#define VUF_SESSION_MAX_QUEUES 8
+#define VUF_SESSION_MAX_QUEUE_SIZE 64
+#define VUF_SESSION_MAX_REGIONS 4
+#define VUF_SESSION_MAX_REGION (1ull << 20) /* bytes per region */
+/* Queue q's standard rings: desc at gpa0 + q * stride, avail +0x400, used +0x800. */
+#define VUF_SESSION_RING_STRIDE 0x1000ull
+
+/* nregions regions of region_size bytes, contiguous from gpa0 (guest
+ * physical) and from uaddr0 (the front-end's user addresses). */
+typedef struct {
+    uint64_t gpa0, uaddr0, region_size;
+    uint32_t nregions, queues, queue_size;
+} vuf_session_guest;
+
+/* The guest of config c (NULL: the defaults). */
+void vuf_session_guest_of(const Vuf__Config *c, vuf_session_guest *g);
+
 /* ---- text and binary forms ---- */
 
 /* Parse the text form. NULL with *diag (FILE:LINE:COL, text with the

@@ -12,6 +12,50 @@
 #define MAX 8192
 #define ROUNDS 10000
 
+/* Guest addresses at a region's end: the seed's guest is one 64 KiB region
+ * at gpa 0 / user address 0x7f0000000000 */
+static bool near_end(uint64_t v)
+{
+    return (v <= 0x10000 && v >= 0x10000 - 0x200) ||
+           (v <= 0x7f0000010000ull && v >= 0x7f0000010000ull - 0x200);
+}
+
+static bool has_near_end_address(const Vuf__Session *s)
+{
+    for (size_t i = 0; i < s->n_actions; i++) {
+        const Vuf__Action *a = s->actions[i];
+        if (a->action_case == VUF__ACTION__ACTION_SEND)
+            for (size_t k = 0; k < a->send->n_fields; k++)
+                if (a->send->fields[k]->has_value && near_end(a->send->fields[k]->value))
+                    return true;
+        if (a->action_case == VUF__ACTION__ACTION_DESC && near_end(a->desc->addr))
+            return true;
+    }
+    return false;
+}
+
+/* A run of descriptors whose NEXT links back into the run, then its head
+ * made available: a descriptor loop a driver could write. */
+static bool has_chain_loop(const Vuf__Session *s)
+{
+    for (size_t i = 0; i < s->n_actions; i++) {
+        size_t j = i;
+        bool loop = false;
+        while (j < s->n_actions && s->actions[j]->action_case == VUF__ACTION__ACTION_DESC) {
+            const Vuf__Desc *d = s->actions[j]->desc;
+            for (size_t k = i; k <= j; k++)
+                loop |= (d->flags & 1) && d->next == s->actions[k]->desc->index;
+            j++;
+        }
+        if (j > i && loop && j < s->n_actions &&
+            s->actions[j]->action_case == VUF__ACTION__ACTION_AVAIL &&
+            s->actions[j]->avail->head == s->actions[i]->desc->index)
+            return true;
+        i = j > i ? j - 1 : i;
+    }
+    return false;
+}
+
 static const char *seed_text =
     "config queues=1\n"
     "F>B main GET_FEATURES\n"
@@ -41,7 +85,7 @@ int main(void)
     uint8_t *buf = malloc(MAX), *again = malloc(MAX), *out = malloc(MAX);
 
     const char *seen[64];
-    size_t nseen = 0, invalid = 0, oversize = 0, differ = 0, same = 0;
+    size_t nseen = 0, invalid = 0, oversize = 0, differ = 0, same = 0, ends = 0, loops = 0;
     size_t len = slen;
     memcpy(buf, seed, slen);
     for (unsigned i = 0; i < ROUNDS; i++) {
@@ -56,6 +100,8 @@ int main(void)
         oversize += len == 0 || len > MAX;
         Vuf__Session *x = vuf_session_unpack(buf, len);
         invalid += x == NULL;
+        ends += x && has_near_end_address(x);
+        loops += x && has_chain_loop(x);
         vuf_session_free(x);
         /* determinism: the same input and seed, the same output */
         memcpy(again, before, blen);
@@ -74,6 +120,9 @@ int main(void)
     CHECK(oversize == 0, "%zu outputs out of bounds", oversize);
     CHECK(differ == 0, "%zu outputs differ for the same input and seed", differ);
     CHECK(same < ROUNDS / 10, "%zu of %d mutations changed nothing", same, ROUNDS);
+    /* the seed has neither: the mutator makes them, and not rarely */
+    CHECK(ends >= ROUNDS / 200, "%zu outputs with an address at a region's end", ends);
+    CHECK(loops >= ROUNDS / 200, "%zu outputs with a descriptor loop made available", loops);
     static const char *const want[] = {"insert-action",
                                        "insert-chain",
                                        "delete-action",
