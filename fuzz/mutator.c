@@ -398,6 +398,67 @@ static void set_field(vuf_mutator *mu, const vuf_msg_def *def, const vuf_payload
     }
 }
 
+/* Field `path` of m set to v (added when m does not have it). */
+static bool set_path_value(Vuf__Message *m, const char *path, uint64_t v)
+{
+    Vuf__Field *f = NULL;
+    for (size_t i = 0; i < m->n_fields && !f; i++)
+        if (!strcmp(m->fields[i]->path, path))
+            f = m->fields[i];
+    if (!f && !(f = add_field(m)))
+        return false;
+    set_string(&f->path, path);
+    free(f->bytes.data);
+    f->bytes.data = NULL;
+    f->bytes.len = 0;
+    f->has_bytes = false;
+    f->has_value = true;
+    f->value = v;
+    return true;
+}
+
+/* An address range the table declares (`span BASE SIZE`, in the payload or
+ * in an element of its array) made to wrap around 2^64, or to end exactly
+ * at it: BASE + SIZE is then a small number that passes a check written as
+ * `base + size <= limit` (CVE-2020-10722, the SET_LOG_BASE overflow; the
+ * region overflows of SET_MEM_TABLE and IOTLB updates). Two fields at once:
+ * the generic mutations change one at a time and almost never meet. */
+static bool span_wrap(vuf_mutator *mu, const vuf_payload_def *lay, Vuf__Message *m)
+{
+    if (!lay || lay->is_empty)
+        return false;
+    const vuf_payload_def *p = lay;
+    char prefix[48] = "";
+    if (!lay->nspans && lay->varray_field >= 0) {
+        const vuf_field_def *va = &lay->fields[lay->varray_field];
+        if (!va->element || !va->max_count)
+            return false;
+        p = va->element;
+        snprintf(prefix, sizeof prefix, "%s[%u].", va->name,
+                 (unsigned)below(mu, va->max_count < 2 ? va->max_count : 2));
+    }
+    if (!p->nspans)
+        return false;
+    const vuf_span_def *sp = &p->spans[below(mu, p->nspans)];
+    const vuf_field_def *bf = &p->fields[sp->base_field], *sf = &p->fields[sp->size_field];
+    if (!bf->name || !sf->name || bf->size != 8 || sf->size != 8)
+        return false;
+    static const uint64_t ends[] = {0, 1, 0x1000, 0x2000, 0x10000};
+    static const uint64_t bases[] = {1ull << 63, ~0ull, ~0ull - 0xfff, ~0ull - 0xffff, 0x1000};
+    uint64_t end = ends[below(mu, sizeof ends / sizeof ends[0])];
+    uint64_t base = bases[below(mu, sizeof bases / sizeof bases[0])];
+    uint64_t size = end - base; /* base + size == end (mod 2^64) */
+    if (below(mu, 4) == 0)
+        size = 0 - base; /* the last byte is 2^64 - 1: no wrap, on the edge */
+    char bpath[128], spath[128];
+    snprintf(bpath, sizeof bpath, "%s%s", prefix, bf->name);
+    snprintf(spath, sizeof spath, "%s%s", prefix, sf->name);
+    if (!set_path_value(m, bpath, base) || !set_path_value(m, spath, size))
+        return false;
+    mu->last = "span-wrap";
+    return true;
+}
+
 static Vuf__Fd *new_fd(Vuf__FdKind k, uint32_t ref, bool has_ref);
 
 /* Valid by default, broken on purpose: make one field the table derives
@@ -444,15 +505,8 @@ static bool break_derived(vuf_mutator *mu, Vuf__Message *m, bool backend)
             return false;
         const char *cf = lay->fields[lay->fields[lay->varray_field].count_field].name;
         uint64_t cnt = vuf_payload_count(lay, w->data + VUF_HDR_SIZE, plen);
-        Vuf__Field *f = NULL;
-        for (size_t i = 0; i < m->n_fields && !f; i++)
-            if (!strcmp(m->fields[i]->path, cf))
-                f = m->fields[i];
-        if (!f && !(f = add_field(m)))
+        if (!set_path_value(m, cf, below(mu, 3) ? cnt + 1 : cnt ? cnt - 1 : 1))
             return false;
-        set_string(&f->path, cf);
-        f->has_value = true;
-        f->value = below(mu, 3) ? cnt + 1 : cnt ? cnt - 1 : 1;
         mu->last = "break-count-field";
         return true;
     }
@@ -489,7 +543,9 @@ static bool mutate_table_message(vuf_mutator *mu, Vuf__Message *m, bool backend)
         def ? vuf_session_layout(mu->spec, def, m->has_reply && m->reply, &try_ack) : NULL;
     char path[128];
     bool bytes;
-    switch (below(mu, 8)) {
+    switch (below(mu, 9)) {
+    case 8:
+        return span_wrap(mu, lay, m);
     case 6:
     case 7:
         return break_derived(mu, m, backend);

@@ -34,6 +34,29 @@ static bool has_near_end_address(const Vuf__Session *s)
     return false;
 }
 
+/* Two fields of one message whose sum wraps around 2^64 to a small number:
+ * an address range that passes `base + size <= limit` (span-wrap). Both
+ * large, the sum not 0: what the generic integer mutations almost never
+ * make together. */
+static bool has_wrapping_pair(const Vuf__Session *s)
+{
+    for (size_t i = 0; i < s->n_actions; i++) {
+        const Vuf__Action *a = s->actions[i];
+        if (a->action_case != VUF__ACTION__ACTION_SEND)
+            continue;
+        const Vuf__Message *m = a->send;
+        for (size_t j = 0; j < m->n_fields; j++)
+            for (size_t k = 0; k < m->n_fields; k++) {
+                uint64_t x = m->fields[j]->value, y = m->fields[k]->value;
+                if (j != k && m->fields[j]->has_value && m->fields[k]->has_value &&
+                    x >= (1ull << 62) && y >= (1ull << 62) && x + y < x && x + y &&
+                    x + y <= 0x10000)
+                    return true;
+            }
+    }
+    return false;
+}
+
 /* A run of descriptors whose NEXT links back into the run, then its head
  * made available: a descriptor loop a driver could write. */
 static bool has_chain_loop(const Vuf__Session *s)
@@ -85,7 +108,8 @@ int main(void)
     uint8_t *buf = malloc(MAX), *again = malloc(MAX), *out = malloc(MAX);
 
     const char *seen[64];
-    size_t nseen = 0, invalid = 0, oversize = 0, differ = 0, same = 0, ends = 0, loops = 0;
+    size_t nseen = 0, invalid = 0, oversize = 0, differ = 0, same = 0, ends = 0, loops = 0,
+           wraps = 0;
     size_t len = slen;
     memcpy(buf, seed, slen);
     for (unsigned i = 0; i < ROUNDS; i++) {
@@ -102,6 +126,7 @@ int main(void)
         invalid += x == NULL;
         ends += x && has_near_end_address(x);
         loops += x && has_chain_loop(x);
+        wraps += x && has_wrapping_pair(x);
         vuf_session_free(x);
         /* determinism: the same input and seed, the same output */
         memcpy(again, before, blen);
@@ -123,6 +148,7 @@ int main(void)
     /* the seed has neither: the mutator makes them, and not rarely */
     CHECK(ends >= ROUNDS / 200, "%zu outputs with an address at a region's end", ends);
     CHECK(loops >= ROUNDS / 200, "%zu outputs with a descriptor loop made available", loops);
+    CHECK(wraps >= ROUNDS / 200, "%zu outputs with an address range wrapping around 2^64", wraps);
     static const char *const want[] = {"insert-action",
                                        "insert-chain",
                                        "delete-action",
@@ -132,6 +158,7 @@ int main(void)
                                        "rename-message",
                                        "add-field",
                                        "table-value",
+                                       "span-wrap",
                                        "raw-id",
                                        "header",
                                        "break-fd-count-up",
