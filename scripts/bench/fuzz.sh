@@ -52,7 +52,7 @@ if [ ! -f "$COV/CMakeCache.txt" ]; then
     -DCMAKE_C_FLAGS="-fsanitize-coverage-allowlist=$COV/allowlist.txt" >/dev/null
 fi
 vuf_log "building $COV"
-cmake --build "$COV" -j"$(nproc)" --target fuzz_session fuzz_raw >"$COV/build.log" 2>&1 ||
+cmake --build "$COV" -j"$(nproc)" --target fuzz_session fuzz_raw vufuzz >"$COV/build.log" 2>&1 ||
   { tail -30 "$COV/build.log" >&2; exit 2; }
 
 B=$VUF_BUILD
@@ -121,10 +121,28 @@ EOF
 IFS='|' read -r msg_s miss_s <<<"$(reached "$out/structured-stats.json")"
 IFS='|' read -r msg_r miss_r <<<"$(reached "$out/raw-stats.json")"
 
+# the same session fuzzer under AFL++ (edge coverage only, no comparison
+# tracing; persistent mode; the session mutator), one core, one minute
+afl_eps="" afl_execs=""
+if [ -z "${VUF_BENCH_NO_AFL:-}" ] && command -v afl-fuzz >/dev/null; then
+  vuf_log "AFL++: fuzz_session for 60 s with the session mutator (scripts/fuzz-afl.sh)"
+  if bash "$VUF_ROOT/scripts/fuzz-afl.sh" --seconds 60 --out "$out/afl" >"$out/afl.log" 2>&1 ||
+    [ -f "$out/afl/default/fuzzer_stats" ]; then
+    afl_eps=$(awk -F' *: *' '$1 == "execs_per_sec" {print $2}' "$out/afl/default/fuzzer_stats")
+    afl_execs=$(awk -F' *: *' '$1 == "execs_done" {print $2}' "$out/afl/default/fuzzer_stats")
+  fi
+fi
+
 # where the time goes: fixed cost of a session, cost of a message
 printf 'config\n' >"$out/empty.txt"
-"$V" replay --repeat 2000 "$out/empty.txt" "$VUF_ROOT/corpus/handshake.txt" \
-  "$VUF_ROOT/corpus/qemu-7.2-seabios.txt" 2>/dev/null | grep 'sessions/s' >"$out/costs.txt" || true
+costs() { # costs VUFUZZ LABEL: sessions/s of three sessions replayed 2000 times
+  "$1" replay --repeat 2000 "$out/empty.txt" "$VUF_ROOT/corpus/handshake.txt" \
+    "$VUF_ROOT/corpus/qemu-7.2-seabios.txt" 2>/dev/null | grep 'sessions/s' | sed "s|^|$2: |" || true
+}
+{
+  costs "$V" "ASan+UBSan"
+  costs "$COV/vufuzz" "no sanitizers, -O2 (coverage counters in reference/ only)"
+} >"$out/costs.txt"
 avg_len=$(ls -l "$out/structured" | awk 'NR>1 { s += $5; n++ } END { if (n) printf "%d", s / n; else print 0 }')
 
 finding() { # finding LOG: the first finding's line, or "none"
@@ -142,11 +160,14 @@ printf '%-34s %-22s %-22s\n' "edges in reference/ at the end" "${cov1_s:-?}" "${
 printf '%-34s %-22s %-22s\n' "messages reaching a handler" "$msg_s" "$msg_r"
 printf '%-34s %-22s %-22s\n' "corpus inputs" "$(ls "$out/structured" | wc -l)" "$(ls "$out/raw" | wc -l)"
 printf '%-34s %-22s %-22s\n' "libFuzzer exit (0: no finding)" "$src" "$rrc"
+[ -n "$afl_eps" ] && echo "AFL++ (afl-clang-fast, ASan+UBSan, persistent, session mutator): $afl_eps exec/s, $afl_execs executions in 60 s"
 echo "implemented but not reached (structured): $miss_s"
 echo "first finding (structured): $(finding "$out/structured.log")"
 echo "first finding (raw):        $(finding "$out/raw.log")"
-echo "where fuzz_session's time goes (vufuzz replay --repeat, same ASan+UBSan build;"
-echo "average structured corpus input: $avg_len bytes):"
+echo "where fuzz_session's time goes: the same sessions replayed by vufuzz replay --repeat (no"
+echo "libFuzzer, no mutator) in the ASan+UBSan build and in a build without sanitizers; the"
+echo "rest of an execution is libFuzzer's (coverage, comparison tracing, mutation). Average"
+echo "structured corpus input: $avg_len bytes:"
 sed 's/^/  /' "$out/costs.txt"
 if [ -n "$json" ]; then
   python3 - "$json" <<EOF
@@ -156,6 +177,7 @@ json.dump({"minutes": $minutes,
                  "edges_end": "${cov1_s:-}", "messages": "$msg_s", "unreached": "$miss_s", "exit": $src},
   "raw": {"exec_per_sec": "${eps_r:-}", "executions": "${runs_r:-}", "edges_start": "${cov0_r:-}",
           "edges_end": "${cov1_r:-}", "messages": "$msg_r", "exit": $rrc},
+  "afl_exec_per_sec": "${afl_eps:-}",
   "costs": open("$out/costs.txt").read().splitlines()}, open(sys.argv[1], "w"), indent=1)
 EOF
   echo "JSON: $json"
