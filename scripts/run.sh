@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The main job: fuzz the built-in reference vhost-user-blk device with the
 # structured session fuzzer, and print what it found.
-#   1. the spec table, and the checker on the golden handshake traces;
+#   1. the spec table, and the checker on tests/traces/ (each trace must
+#      report exactly the rules its "# expect:" lines name);
 #   2. every corpus seed replayed against the device with the oracles
 #      (the malformed SET_BACKEND_REQ_FD cases among them);
 #   3. a short structured campaign (libFuzzer, fuzz_session, ASan+UBSan):
@@ -15,7 +16,7 @@ seconds=60
 while [ $# -gt 0 ]; do
   case "$1" in
     --seconds) seconds=${2:?}; shift 2 ;;
-    -h|--help) sed -n '2,10p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h|--help) sed -n '2,11p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "run.sh: unknown argument '$1' (see --help)" >&2; exit 2 ;;
   esac
 done
@@ -30,9 +31,13 @@ rc=0
 echo
 echo "== 1. spec table ($("$V" spec list | tail -n 1)), $("$V" rules | tail -n 1)"
 "$V" spec lint spec/vhost-user.spec
+# each trace against its "# expect:" lines (none: clean; regressions of the
+# checker expect the rule a party really broke)
 for t in tests/traces/*.trace; do
-  if "$V" check-trace "$t" >/dev/null 2>&1; then printf '  %-48s clean\n' "$t"
-  else rc=1; printf '  %-48s VIOLATIONS\n' "$t"; fi
+  want=$(sed -n 's/^# expect: *//p' "$t" | grep -vx none | sort -u | tr '\n' ' ' || true)
+  got=$("$V" check-trace "$t" 2>&1 | awk '$2=="MUST"||$2=="SHOULD"{print $3}' | sort -u | tr '\n' ' ' || true)
+  if [ "$got" = "$want" ]; then got=${got% }; printf '  %-52s %s\n' "$t" "${got:-clean}"
+  else rc=1; printf '  %-52s reported [%s], expected [%s]\n' "$t" "${got% }" "${want% }"; fi
 done
 
 echo
