@@ -191,15 +191,14 @@ static void owed_missing(vuf_checker *c, vuf_channel ch, int closer, const char 
     pending_t *p = &c->pending[ch];
     if (p->active && (p->explicit_reply || p->ack_expected)) {
         vuf_side responder = responder_of(c, ch);
-        if (closer >= 0 && closer != (int)responder) {
-            /* the requester closed */
-        } else if (closer == (int)responder) {
+        bool requester_closed = closer >= 0 && closer != (int)responder;
+        if (closer == (int)responder) {
             if (!p->broke_must)
                 report(c, "REACT-CLOSE", responder,
                        "closed the channel instead of answering %s (event %zu), which broke no "
                        "rule",
                        p->def ? p->def->name : "?", p->event_index);
-        } else {
+        } else if (!requester_closed) {
             report(c, "REPLY-MISSING", responder, "no %s to %s (event %zu) %s",
                    p->explicit_reply ? "reply" : "ack", p->def ? p->def->name : "?", p->event_index,
                    when);

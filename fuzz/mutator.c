@@ -264,6 +264,16 @@ static bool near_region_end(vuf_mutator *mu, uint64_t v, uint64_t *out)
     return true;
 }
 
+/* An integer of `bits` bits mutated; a 64-bit guest address now and then
+ * moved to a region's end instead. */
+static uint64_t mutate_value(vuf_mutator *mu, uint64_t v, unsigned bits)
+{
+    uint64_t near;
+    if (bits == 64 && below(mu, 4) == 0 && near_region_end(mu, v, &near))
+        return near;
+    return mutate_int(mu, v, bits);
+}
+
 static void mutate_scalar(vuf_mutator *mu, const ProtobufCFieldDescriptor *f, void *v)
 {
     switch (f->type) {
@@ -292,11 +302,8 @@ static void mutate_scalar(vuf_mutator *mu, const ProtobufCFieldDescriptor *f, vo
     case PROTOBUF_C_TYPE_DOUBLE:
         break;
     default:
-        if (int_bits(f) == 64 && below(mu, 4) == 0 &&
-            near_region_end(mu, *(uint64_t *)v, (uint64_t *)v))
-            break;
         if (int_bits(f) == 64)
-            *(uint64_t *)v = mutate_int(mu, *(uint64_t *)v, 64);
+            *(uint64_t *)v = mutate_value(mu, *(uint64_t *)v, 64);
         else
             *(uint32_t *)v = (uint32_t)mutate_int(mu, *(uint32_t *)v, 32);
         break;
@@ -359,10 +366,7 @@ static uint64_t table_value(vuf_mutator *mu, const vuf_msg_def *def, const vuf_p
     }
     if (def && def->vring.present && !strcmp(path, def->vring.path) && below(mu, 2))
         return below(mu, 4) | (below(mu, 4) ? 0 : 0x100); /* small index, NOFD bit now and then */
-    uint64_t near;
-    if (bits == 64 && below(mu, 4) == 0 && near_region_end(mu, v, &near))
-        return near;
-    return mutate_int(mu, v, bits);
+    return mutate_value(mu, v, bits);
 }
 
 /* ---------- table-aware Message mutations ---------- */
@@ -903,6 +907,21 @@ static Vuf__Action *gen_action(vuf_mutator *mu)
     return a;
 }
 
+/* An action of kind k with its (message) member allocated, or NULL. */
+static Vuf__Action *new_action(Vuf__Action__ActionCase k)
+{
+    const ProtobufCFieldDescriptor *f =
+        protobuf_c_message_descriptor_get_field(&vuf__action__descriptor, (unsigned)k);
+    Vuf__Action *a = (Vuf__Action *)new_message(&vuf__action__descriptor);
+    if (!a || !f || f->type != PROTOBUF_C_TYPE_MESSAGE ||
+        !(AT(a, f->offset, ProtobufCMessage *) = new_message(f->descriptor))) {
+        free(a);
+        return NULL;
+    }
+    AT(a, f->quantifier_offset, uint32_t) = f->id;
+    return a;
+}
+
 static bool insert_action_at(Vuf__Session *s, Vuf__Action *a, size_t at)
 {
     if (!a)
@@ -940,13 +959,10 @@ static bool insert_chain(vuf_mutator *mu, Vuf__Session *s)
     uint32_t qs = g->queue_size, base = (uint32_t)below(mu, qs), n = 1 + (uint32_t)below(mu, 3);
     bool loop = below(mu, 3) == 0;
     for (uint32_t k = 0; k < n; k++) {
-        Vuf__Action *a = (Vuf__Action *)new_message(&vuf__action__descriptor);
-        Vuf__Desc *d = (Vuf__Desc *)new_message(&vuf__desc__descriptor);
-        if (!a || !d) {
-            free(a);
-            free(d);
+        Vuf__Action *a = new_action(VUF__ACTION__ACTION_DESC);
+        if (!a)
             return k > 0;
-        }
+        Vuf__Desc *d = a->desc;
         bool last = k + 1 == n;
         d->index = (base + k) % qs;
         d->has_addr = true;
@@ -957,31 +973,14 @@ static bool insert_chain(vuf_mutator *mu, Vuf__Session *s)
         d->flags = (!last || loop ? 1u : 0) | (below(mu, 2) ? 2u : 0) | (below(mu, 8) ? 0 : 4u);
         d->has_next = !last || loop;
         d->next = (last ? base + (uint32_t)below(mu, n) : base + k + 1) % qs;
-        a->action_case = VUF__ACTION__ACTION_DESC;
-        a->desc = d;
         if (!insert_action_at(s, a, at + k))
             return k > 0;
     }
-    Vuf__Action *av = (Vuf__Action *)new_message(&vuf__action__descriptor);
-    Vuf__Avail *h = (Vuf__Avail *)new_message(&vuf__avail__descriptor);
-    Vuf__Action *kick = (Vuf__Action *)new_message(&vuf__action__descriptor);
-    Vuf__Kick *kk = (Vuf__Kick *)new_message(&vuf__kick__descriptor);
-    if (!av || !h || !kick || !kk) {
-        free(av);
-        free(h);
-        free(kick);
-        free(kk);
+    Vuf__Action *av = new_action(VUF__ACTION__ACTION_AVAIL);
+    if (!av || !insert_action_at(s, av, at + n))
         return true;
-    }
-    h->head = base;
-    av->action_case = VUF__ACTION__ACTION_AVAIL;
-    av->avail = h;
-    kick->action_case = VUF__ACTION__ACTION_KICK;
-    kick->kick = kk;
-    if (insert_action_at(s, av, at + n))
-        insert_action_at(s, kick, at + n + 1);
-    else
-        protobuf_c_message_free_unpacked(&kick->base, NULL);
+    av->avail->head = base;
+    insert_action_at(s, new_action(VUF__ACTION__ACTION_KICK), at + n + 1);
     return true;
 }
 

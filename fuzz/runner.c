@@ -38,7 +38,7 @@
 #define RING_STRIDE VUF_SESSION_RING_STRIDE
 #define AVAIL_OFF 0x400ull
 #define USED_OFF 0x800ull
-#define MAX_DISK (64ull << 20)
+#define MAX_DISK VUF_SESSION_MAX_DISK
 #define MAX_MEM VUF_SESSION_MAX_REGION
 #define STEPS 3                /* device steps after each action (a message, its kicks, ...) */
 #define SETTLE_STEPS 4096      /* steps before leaving (a 1 MiB raw write: < 1400) */
@@ -1141,12 +1141,6 @@ static int count_fds(void)
     return n - 1;
 }
 
-static uint64_t cfg_u64(bool has, uint64_t v, uint64_t def, uint64_t lo, uint64_t hi)
-{
-    v = has ? v : def;
-    return v < lo ? lo : v > hi ? hi : v;
-}
-
 /* Region g (size set) mapped and zero. The memfd is created and mapped
  * once at MAX_MEM; each session sets its size (a shrink discards the pages
  * beyond, a grow adds zero pages) and clears what it uses. */
@@ -1177,12 +1171,8 @@ static bool pool_region(gregion *g)
 
 static bool setup(vuf_runner *r, const Vuf__Session *s)
 {
-    const Vuf__Config *c = s->config;
-    Vuf__Config none = VUF__CONFIG__INIT;
-    if (!c)
-        c = &none;
     vuf_session_guest lay;
-    vuf_session_guest_of(c, &lay);
+    vuf_session_guest_of(s->config, &lay);
     r->queues = lay.queues;
     r->qsize = lay.queue_size;
     uint64_t msize = lay.region_size;
@@ -1197,7 +1187,7 @@ static bool setup(vuf_runner *r, const Vuf__Session *s)
     }
     r->heap_start = r->heap = r->reg[0].gpa + RING_STRIDE * r->queues;
     r->heap_end = r->reg[0].gpa + msize;
-    r->disk_size = cfg_u64(c->has_disk_size, c->disk_size, 1 << 20, 0, MAX_DISK);
+    r->disk_size = lay.disk_size;
     r->disk_high = r->disk_size;
     r->disk = r->disk_size ? r->pool_disk : NULL; /* zero: cleared when the last session ended */
     if (!r->pool_disk)

@@ -64,6 +64,7 @@ void vuf_session_guest_of(const Vuf__Config *c, vuf_session_guest *g)
         g->gpa0 = 0;
     if (g->uaddr0 > UINT64_MAX - size * g->nregions)
         g->uaddr0 = 0x7f0000000000ull;
+    g->disk_size = clamp(c->has_disk_size, c->disk_size, 1 << 20, 0, VUF_SESSION_MAX_DISK);
 }
 
 const char *vuf_session_fd_kind_name(Vuf__FdKind k)

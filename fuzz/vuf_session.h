@@ -44,17 +44,19 @@
 #define VUF_SESSION_MAX_QUEUE_SIZE 64
 #define VUF_SESSION_MAX_REGIONS 4
 #define VUF_SESSION_MAX_REGION (1ull << 20) /* bytes per region */
+#define VUF_SESSION_MAX_DISK (64ull << 20)  /* bytes of the device's disk */
 /* Queue q's standard rings: desc at gpa0 + q * stride, avail +0x400, used +0x800. */
 #define VUF_SESSION_RING_STRIDE 0x1000ull
 
 /* nregions regions of region_size bytes, contiguous from gpa0 (guest
- * physical) and from uaddr0 (the front-end's user addresses). */
+ * physical) and from uaddr0 (the front-end's user addresses); the device's
+ * queues and its disk. */
 typedef struct {
-    uint64_t gpa0, uaddr0, region_size;
+    uint64_t gpa0, uaddr0, region_size, disk_size;
     uint32_t nregions, queues, queue_size;
 } vuf_session_guest;
 
-/* The guest of config c (NULL: the defaults). */
+/* The guest of config c (NULL: the defaults), every value clamped. */
 void vuf_session_guest_of(const Vuf__Config *c, vuf_session_guest *g);
 
 /* ---- text and binary forms ---- */

@@ -631,9 +631,6 @@ static bool begin_ring(vuf_ref *d, uint32_t qi, vuf_ref_out *out, bool *used)
     return true;
 }
 
-/* Process queue qi as far as it goes now. Stopped, disabled, broken or
- * stalled rings are left alone (started + disabled: block requests have no
- * side-effect-free processing, so they wait in the avail ring). */
 /* Take and run what is available, up to a queue's worth. true: the ring was
  * emptied (false: it stopped, broken, stalled, or full of work). */
 static bool drain_ring(vuf_ref *d, uint32_t qi, vuf_ref_out *out, bool *used)

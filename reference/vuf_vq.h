@@ -93,6 +93,7 @@ vuf_vq_result vuf_vq_start(vuf_vq *vq, const vuf_gmem *m);
 /* Does the avail ring hold entries past last_avail? (false when it does not
  * translate) */
 bool vuf_vq_pending(const vuf_vq *vq, const vuf_gmem *m);
+
 /* Take the next available chain into *c. Nothing is consumed unless
  * VUF_VQ_CHAIN is returned. */
 vuf_vq_result vuf_vq_pop(vuf_vq *vq, const vuf_gmem *m, vuf_vq_chain *c);
