@@ -87,24 +87,16 @@ die() {
 minutes=10 runs=3 jobs=2 only="" engine=both json="" list=0 report_dir="" resume_dir=""
 while [ $# -gt 0 ]; do
   case $1 in
+    --*=*) set -- "${1%%=*}" "${1#*=}" "${@:2}"; continue ;; # --opt=value: as --opt value
     -h | --help) usage; exit 0 ;;
-    --minutes) [ $# -ge 2 ] || die "--minutes needs a value"; minutes=$2; shift 2 ;;
-    --minutes=*) minutes=${1#*=}; shift ;;
-    --runs) [ $# -ge 2 ] || die "--runs needs a value"; runs=$2; shift 2 ;;
-    --runs=*) runs=${1#*=}; shift ;;
-    --jobs) [ $# -ge 2 ] || die "--jobs needs a value"; jobs=$2; shift 2 ;;
-    --jobs=*) jobs=${1#*=}; shift ;;
-    --only) [ $# -ge 2 ] || die "--only needs a value"; only=$2; shift 2 ;;
-    --only=*) only=${1#*=}; shift ;;
-    --engine) [ $# -ge 2 ] || die "--engine needs a value"; engine=$2; shift 2 ;;
-    --engine=*) engine=${1#*=}; shift ;;
-    --json) [ $# -ge 2 ] || die "--json needs a value"; json=$2; shift 2 ;;
-    --json=*) json=${1#*=}; shift ;;
+    --minutes | --runs | --jobs | --only | --engine | --json | --resume | --report)
+      [ $# -ge 2 ] || die "$1 needs a value"
+      case $1 in
+        --minutes) minutes=$2 ;; --runs) runs=$2 ;; --jobs) jobs=$2 ;; --only) only=$2 ;;
+        --engine) engine=$2 ;; --json) json=$2 ;; --resume) resume_dir=$2 ;; --report) report_dir=$2 ;;
+      esac
+      shift 2 ;;
     --list) list=1; shift ;;
-    --resume) [ $# -ge 2 ] || die "--resume needs a run directory"; resume_dir=$2; shift 2 ;;
-    --resume=*) resume_dir=${1#*=}; shift ;;
-    --report) [ $# -ge 2 ] || die "--report needs a run directory"; report_dir=$2; shift 2 ;;
-    --report=*) report_dir=${1#*=}; shift ;;
     *) echo "bugzoo: unknown argument '$1'" >&2; echo >&2; usage >&2; exit 2 ;;
   esac
 done
