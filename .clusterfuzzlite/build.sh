@@ -1,4 +1,5 @@
 #!/bin/bash -eu
+# SPDX-License-Identifier: Apache-2.0
 # ClusterFuzzLite's build step ($SRC/build.sh in the builder image): the
 # project's OSS-Fuzz build, scripts/oss-fuzz/build.sh (--help documents it).
 set -euo pipefail

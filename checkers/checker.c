@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* The rule engine: an I/O-free observer of a conversation. Every check reads
  * a column of the message's table definition; only feature negotiation and
  * memory tracking know messages by name, looked up once in the table. */

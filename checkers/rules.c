@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* The rule catalogue. Each rule names the table column it is derived from;
  * `quote` states the rule of docs/interop/vhost-user.rst it enforces, in one
  * sentence (a summary, not a verbatim quote). docs/rules.md is

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* vuf_checker: the I/O-free rule engine. It observes a conversation (events
  * on both channels) and reports violations as data. It never acts on them.
  *

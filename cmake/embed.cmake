@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 # Turn a text file into a C array: -DIN=file -DOUT=file.c -DSYM=name
 file(READ ${IN} hex HEX)
 string(LENGTH "${hex}" n)

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* The session mutator as an AFL++ custom mutator library
  * (AFL_CUSTOM_MUTATOR_LIBRARY=libvufuzz_afl_mutator.so): afl_custom_init,
  * fuzz, describe, the three trimming hooks (one action removed per step,

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* The checker on arbitrary conversations. Input: the trace text form when it
  * parses (so the golden traces are meaningful seeds and mutations stay near
  * real sessions), else a binary event stream:

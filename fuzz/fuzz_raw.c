@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* fuzz_raw: the baseline of the benchmarks. The same device and oracles as
  * fuzz_session, fed the input as raw bytes on its main socket (no fds, no
  * structure, no custom mutator): what a plain byte fuzzer reaches. */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* fuzz_session: structured sessions (fuzz/session.proto) against the
  * reference device, in process, with the runner's oracles: a MUST violation
  * by the device, an fd leak or a guest-memory write outside the device's

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* The spec table loader on arbitrary text: parse, lint, render, and diff
  * against the built-in table. Any crash, leak or UB is a finding. */
 #include "vuf_spec.h"

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* The codec on raw bytes: the first byte picks the channel and sender, the
  * rest is one message. Decode it, check its size and fd rules, print it as a
  * trace line and parse the line back: the round trip must give the same

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* The structure-aware session mutator (vuf_mutator.h).
  *
  * Inputs are protobuf-c messages; mutations walk the descriptors of the

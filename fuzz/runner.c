@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* The session runner: the front-end side of a session, against the
  * reference device in this process, with the oracles (vuf_runner.h).
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Sessions: the table lookups shared with the text form, and the wire bytes
  * of a message with its derived fields (docs/session-format.md, "Derived
  * fields"). All rules come from the spec table; no per-message code. */

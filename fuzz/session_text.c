@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Sessions: the text form (parse and canonical print), the binary form
  * (pack, unpack) and the one helper that reads a file.
  * docs/session-format.md is the reference of the text form. */

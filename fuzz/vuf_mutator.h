@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* vuf_mutator: the structure-aware mutator of session inputs.
  *
  * One core, wrapped twice: as libFuzzer's LLVMFuzzerCustomMutator /

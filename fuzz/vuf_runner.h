@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* vuf_runner: run a session (vuf_session.h) against the reference device,
  * in process, with the oracles.
  *

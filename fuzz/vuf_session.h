@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* vuf_session: the session format, vufuzz's fuzz input language.
  *
  * A session is one fuzz input, corpus seed or reproducer: a device

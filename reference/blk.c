@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* The virtio-blk request model (virtio 1.x, 5.2).
  *
  * Security model: the request header, the sector and every length come from

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* One connection of the reference device: sockets, eventfds, deadlines.
  *
  * Security model: the peer controls every byte and fd that arrives. The

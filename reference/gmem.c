@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Guest memory of the reference back-end: regions, IOTLB, dirty log.
  *
  * Security model: do not assume a value from the front-end is sensible. Every

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* The reference vhost-user-blk back-end: message core.
  *
  * Security model: do not assume a received field contains a sensible value.

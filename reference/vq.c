@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Split virtqueues, device side.
  *
  * Security model: the rings, the descriptor tables and the inflight region

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* vuf_blk: the virtio-blk device model of the reference back-end: requests
  * (IN, OUT, FLUSH, GET_ID) over a disk held in memory, and the config space.
  *

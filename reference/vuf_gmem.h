@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* vuf_gmem: guest memory as the reference back-end sees it.
  *
  * Security model: every value here comes from the front-end. Region tables,

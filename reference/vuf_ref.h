@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* vuf_ref: the strict reference vhost-user-blk back-end, I/O-free.
  *
  * The device core takes one received message (wire bytes, the fds that came

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* vuf_ref_conn: one vhost-user connection of the reference device.
  *
  * The thin I/O layer around the I/O-free core (vuf_ref.h): it reads

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* vuf_vq: a split virtqueue as the device side of virtio 1.x sees it.
  *
  * Security model: the descriptor table, the rings and the inflight region

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
 # An AFL++ campaign on one vufuzz fuzz target, from a fresh clone (see --help).
 set -euo pipefail
 

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
 # The main job: fuzz the built-in reference vhost-user-blk device with the
 # structured session fuzzer, and print what it found.
 #   1. the spec table, and the checker on tests/traces/ (each trace must

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
 # The whole test suite: installs what is missing (apt-get), builds with clang
 # under ASan+UBSan (build/), checks that gcc builds it warning-free too
 # (build-gcc/), then runs every test with ctest.

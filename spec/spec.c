@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Loader for the vhost-user spec table. See spec/README.md for the format.
  *
  * The text is first split into lines of tokens, then read in passes so that

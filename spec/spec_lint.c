@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Semantic lint and semantic diff of spec tables.
  *
  * The loader rejects what cannot be read (syntax, unknown names, duplicate

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Rendering the table for people: one-line column strings, `spec show`, and
  * the generated message reference (docs/messages.md). */
 #include "vuf_spec.h"

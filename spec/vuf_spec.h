@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* vuf_spec: the machine-readable vhost-user spec table.
  *
  * The table is parsed from text (spec/README.md documents the format). The

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
 # Runs each libFuzzer target briefly on its seeds and replays the saved
 # regression inputs (fuzz/regressions/<target>-*.bin). Registered with ctest
 # when the build has -DVUF_FUZZ=ON. The runs are deterministic (fixed seed and

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
 # The bug-zoo benchmark's patches (scripts/bench/bugzoo/NN-name.patch) must keep
 # applying to the current tree, or the benchmark silently loses bugs. A cheap
 # guard: each patch applies (git apply --check in a git work tree, else

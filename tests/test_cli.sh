@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
 # The command line as a user meets it: --help everywhere, the spec
 # subcommands' output and exit codes, file:line:col errors, fresh docs.
 set -uo pipefail

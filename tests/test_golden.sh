@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
 # Golden traces: every rule of the catalogue has RULE.pass.trace and
 # RULE.fail.trace in tests/golden/. The set of rule ids check-trace reports
 # must equal the file's "# expect:" lines ("none" = no violation). The

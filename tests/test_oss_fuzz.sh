@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
 # scripts/oss-fuzz/build.sh in two emulated OSS-Fuzz base-builder
 # environments (libFuzzer with ASan+UBSan; AFL++ with afl-clang-fast and
 # libAFLDriver.a), each from an empty environment into its own $OUT: the

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
 # QEMU (the real front-end, TCG, no guest kernel) against `vufuzz serve`:
 # QEMU connects at start-up and runs the vhost-user handshake; SeaBIOS then
 # drives the virtio-blk device (DRIVER_OK, a read, a reset). The recorded

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
 # The README's main job, scripts/run.sh, as a user runs it (a 5 s campaign,
 # on the build under test): it exits 0 on the clean reference device, judges
 # every trace of tests/traces/ against its "# expect:" lines, replays the

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
 # vufuzz serve as a user runs it, with a scripted front-end (python3, fds
 # passed with SCM_RIGHTS): the listening server answers and logs the
 # conversation, `resize` on --commands reaches the front-end as

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
 # vufuzz session: encode/decode round trips through files, every corpus seed
 # encodes, check, exit codes, FILE:LINE:COL errors, no binary on a terminal.
 set -uo pipefail

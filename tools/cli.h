@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Shared helpers of the vufuzz subcommands. */
 #ifndef VUF_CLI_H
 #define VUF_CLI_H

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* vufuzz check-trace FILE: judge a recorded conversation. */
 #include "cli.h"
 #include "vuf_checker.h"

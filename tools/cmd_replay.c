@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* vufuzz replay: run session files against the reference device with the
  * fuzzers' oracles, and print what happened. */
 #include "cli.h"

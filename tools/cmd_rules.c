@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* vufuzz rules: the rule catalogue (docs/rules.md is its md output). */
 #include "cli.h"
 #include "vuf_checker.h"

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* vufuzz serve: run the reference vhost-user-blk device on a Unix socket. */
 #include "cli.h"
 #include "vuf_ref.h"

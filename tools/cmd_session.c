@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* vufuzz session: session files (docs/session-format.md): encode text to
  * binary, decode binary to text, check. */
 #include "cli.h"

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* vufuzz spec list|show|lint|diff|doc: the table, for people and spec authors. */
 #include "cli.h"
 

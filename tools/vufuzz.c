@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* vufuzz: the command line. One binary, one subcommand per tools/cmd_*.c. */
 #include "cli.h"
 

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* The readable conversation format. docs/trace-format.md is the reference. */
 #include "vuf_trace.h"
 #include "vuf_codec.h"

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* vuf_trace: the readable conversation format, one event per line.
  *
  *   F>B main SET_MEM_TABLE need_reply regions[0].guest_addr=0 ... fds=memfd

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* The I/O-free vhost-user codec, driven by the spec table. */
 #include "vuf_codec.h"
 #include "vuf_event.h"

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* vuf_codec: the I/O-free vhost-user message codec, driven by the spec table.
  *
  * Decoding gives a view on caller-owned bytes; encoding builds a payload from

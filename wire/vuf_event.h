@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* vuf_event: one event of a vhost-user conversation, the unit shared by the
  * trace format, the checker, the reference device harness and the fuzzers.
  *

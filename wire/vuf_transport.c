@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* vuf_transport: the thin Unix-socket transport for vhost-user messages.
  * See vuf_transport.h for the contract of every call. */
 #ifndef _GNU_SOURCE

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* vuf_transport: the thin Unix-socket transport for vhost-user messages.
  *
  * Framing: a 12-byte header (u32 request, u32 flags, u32 size, native endian)

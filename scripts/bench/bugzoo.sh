@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
 # The bug-zoo benchmark: historical vhost-user bugs (the shared bug-zoo.md),
 # re-introduced one at a time into a COPY of the tree as patches
 # (scripts/bench/bugzoo/NN-name.patch), each hunted by fuzzing. Time to the

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
 # Checker throughput on a long realistic trace: the QEMU-style handshake, then
 # N cycles of data-path-era traffic on both channels (ring reconfiguration,
 # IOTLB updates and misses, config changes, GET_VRING_BASE stop/start).

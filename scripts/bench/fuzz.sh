@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
 # The structured session fuzzer against its raw-bytes baseline, in one run
 # (a benchmark, not a test: nothing here asserts a time).
 #

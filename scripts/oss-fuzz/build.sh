@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
 # Builds every vufuzz fuzz target the OSS-Fuzz way (see --help).
 set -euo pipefail
 

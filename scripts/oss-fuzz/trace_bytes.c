@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* trace_bytes: wire-byte seeds from trace files, for scripts/oss-fuzz/build.sh.
  * A build-time host tool (linked with the cores, no sanitizers); not installed.
  *

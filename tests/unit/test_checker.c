@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Checker state tracking and determinism, fed events built directly. */
 #include "vuf_checker.h"
 #include "vuf_codec.h"

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Codec and trace format: derived fields, size and fd rules, and lossless
  * text <-> wire round trips. */
 #include "vuf_codec.h"

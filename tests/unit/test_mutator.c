@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* The session mutator: every output is a session within the size limit,
  * the same (input, seed) gives the same output, garbage becomes a session,
  * crossover and trimming keep sessions whole, and every kind of mutation

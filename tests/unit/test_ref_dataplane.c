@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Unit test of the reference device's data plane through its connection
  * layer (reference/conn.c): a test front-end over a real socketpair, with
  * guest memory in a memfd the test maps, eventfds the test keeps, and a disk

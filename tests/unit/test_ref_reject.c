@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Unit test of the reference device's message core (reference/ref.c): every
  * way a request is refused, and the reaction the policy prescribes for it.
  *

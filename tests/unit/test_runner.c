@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* The session runner: determinism (the same input gives the same run, alone
  * or after any other session), every oracle firing on what it names, and
  * the corpus seeds (the malformed SET_BACKEND_REQ_FD cases first) running

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* The session format (fuzz/vuf_session.h): text <-> binary round trips for
  * every token and action, errors with exact positions, derived fields of
  * vuf_session_build, hostile binary and text input, and every trace, golden

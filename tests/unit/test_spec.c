@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* The spec table: loader errors, lint, diff, and what the built-in table
  * says about the messages the rules depend on. Spec-text traps have their
  * own test (test_spec_traps.c). */

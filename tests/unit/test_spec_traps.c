@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* The spec-text traps (vhost-user-facts.md section 9 and the notes around its
  * tables): places where the rst prose says one thing and the protocol does
  * another. Each block checks that the built-in table encodes the protocol's

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Unit test of wire/vuf_transport: framing, fds, short reads, EOF, timeouts,
  * MSG_CTRUNC, oversize payloads, stream sync, fd classification and the Unix
  * socket helpers. Every test is run between two counts of /proc/self/fd and

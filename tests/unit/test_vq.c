@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Virtqueue primitives on a memfd-backed guest memory: the pending check the
  * EVENT_IDX re-check relies on, chain walks at the queue-size bound, and the
  * guard page after every mapping of guest memory. */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Minimal test helpers: CHECK prints one line per failure and counts; the
  * test's main ends with TEST_END(), which prints "N passed, M failed". */
 #ifndef VUF_TEST_H
