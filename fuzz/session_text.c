@@ -4,6 +4,7 @@
  * docs/session-format.md is the reference of the text form. */
 #include "vuf_session.h"
 #include "vuf_trace.h"
+#include "vuf_util.h"
 
 #include <errno.h>
 #include <stdarg.h>
@@ -96,24 +97,10 @@ static size_t split(char *buf, tok_t *tok)
     return n;
 }
 
-/* A number: decimal or 0x hex (strtoull base 0, as the trace format). */
-static bool parse_num(const char *s, uint64_t *out)
-{
-    if (*s < '0' || *s > '9')
-        return false;
-    errno = 0;
-    char *end;
-    unsigned long long v = strtoull(s, &end, 0);
-    if (errno || *end)
-        return false;
-    *out = v;
-    return true;
-}
-
 static bool parse_u32(const char *s, uint32_t *out)
 {
     uint64_t v;
-    if (!parse_num(s, &v) || v > 0xffffffffu)
+    if (!vuf_parse_u64(s, &v) || v > 0xffffffffu)
         return false;
     *out = (uint32_t)v;
     return true;
@@ -289,7 +276,7 @@ static int parse_fds(pctx *c, const char *val, unsigned col, fdlist *l, bool all
         if (colon) {
             unsigned acol = icol + (unsigned)(colon - item) + 1;
             if (fd_words[w].arg == 's') {
-                if (!parse_num(colon + 1, &fd->size)) {
+                if (!vuf_parse_u64(colon + 1, &fd->size)) {
                     free(fd);
                     return perr(c, acol, "bad size '%s' (expected %s:SIZE, a u64)", colon + 1,
                                 item);
@@ -391,7 +378,7 @@ static int parse_kv(pctx *c, const char *what, const tok_t *tok, size_t n, size_
         case KT_U32:
         case KT_U64: {
             uint64_t v;
-            if (!parse_num(val, &v) || (d[k].type == KT_U32 && v > 0xffffffffu))
+            if (!vuf_parse_u64(val, &v) || (d[k].type == KT_U32 && v > 0xffffffffu))
                 return perr(c, vcol, "bad value '%s' for %s= (expected a %s)", val, d[k].name,
                             d[k].type == KT_U32 ? "u32" : "u64");
             out[k].v = v;
@@ -509,7 +496,7 @@ static int parse_backend_reply(pctx *c, const tok_t *tok, size_t n)
         r.kind = (Vuf__BackendReply__Kind)k;
     } else if (!strncmp(t, "nack=", 5)) {
         r.kind = VUF__BACKEND_REPLY__KIND__NACK;
-        if (!parse_num(t + 5, &r.value))
+        if (!vuf_parse_u64(t + 5, &r.value))
             return perr(c, tok[1].col + 5, "bad value '%s' for nack= (expected a u64)", t + 5);
         r.has_value = true;
     } else {
@@ -691,7 +678,7 @@ static int parse_resize(pctx *c, const tok_t *tok, size_t n)
     uint64_t v;
     if (n < 2)
         return perr(c, c->eol, "missing the disk size after 'resize' (expected resize BYTES)");
-    if (!parse_num(tok[1].s, &v))
+    if (!vuf_parse_u64(tok[1].s, &v))
         return perr(c, tok[1].col, "bad size '%s' (expected a u64)", tok[1].s);
     if (n > 2)
         return perr(c, tok[2].col, "unexpected '%s' (expected end of line)", tok[2].s);
@@ -805,7 +792,7 @@ static int add_field(pctx *c, Vuf__Message *m, const char *path, const char *val
     m->fields = nv;
     m->fields[m->n_fields++] = f;
     if (kind == VUF_SFIELD_INT) {
-        if (!parse_num(val, &f->value))
+        if (!vuf_parse_u64(val, &f->value))
             return perr(c, col, "bad number '%s' for field '%s'", val, path);
         f->has_value = true;
     } else {
@@ -925,7 +912,7 @@ static int parse_message(pctx *c, const tok_t *tok, size_t n)
     const char *name = NULL;
     uint64_t id = 0;
     const char *mt = tok[2].s;
-    if (parse_num(mt[0] == '#' ? mt + 1 : mt, &id)) {
+    if (vuf_parse_u64(mt[0] == '#' ? mt + 1 : mt, &id)) {
         if (id > 0xffffffffu)
             return perr(c, tok[2].col, "message id %s too large (expected a u32)", mt);
         def = layout_def = vuf_spec_msg(c->s, ch, (uint32_t)id);
@@ -1569,31 +1556,11 @@ Vuf__Session *vuf_session_load_file(const vuf_spec *s, const char *path, bool *i
 {
     if (is_binary)
         *is_binary = false;
-    FILE *f = fopen(path, "rb");
-    if (!f) {
-        file_err(diag, path, "cannot open: %s", strerror(errno));
-        return NULL;
-    }
-    size_t cap = 1 << 16, len = 0;
-    uint8_t *buf = malloc(cap);
-    while (buf) {
-        len += fread(buf + len, 1, cap - len, f);
-        if (len < cap)
-            break;
-        uint8_t *nb = cap < (1u << 30) ? realloc(buf, cap * 2) : NULL;
-        if (!nb) {
-            free(buf);
-            buf = NULL;
-            break;
-        }
-        buf = nb;
-        cap *= 2;
-    }
-    bool rerr = ferror(f) != 0;
-    fclose(f);
-    if (!buf || rerr) {
-        free(buf);
-        file_err(diag, path, rerr ? "read error" : "file too large or out of memory");
+    size_t len;
+    char err[160];
+    uint8_t *buf = vuf_read_file(path, VUF_SESSION_MAX_FILE, &len, err, sizeof err);
+    if (!buf) {
+        file_err(diag, path, "%s", err);
         return NULL;
     }
     Vuf__Session *ses = NULL;

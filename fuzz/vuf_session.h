@@ -38,6 +38,9 @@
 /* A derived size above this is refused in favour of the default. */
 #define VUF_SESSION_MAX_FD_SIZE (1ull << 30)
 
+/* The largest session file vuf_session_load_file reads. */
+#define VUF_SESSION_MAX_FILE (64u << 20)
+
 /* ---- the guest a session's config lays out ---- */
 
 /* Bounds of the config (values outside are clamped; docs/session-format.md). */

@@ -11,6 +11,7 @@ VUF_PACKAGES=(
   "cmake:/usr/bin/cmake"
   "gcc:/usr/bin/gcc"
   "clang:/usr/bin/clang"
+  "clang-format:/usr/bin/clang-format"
   "libclang-rt-14-dev:/usr/lib/llvm-14/lib/clang/14.0.6/lib/linux/libclang_rt.fuzzer-x86_64.a"
   "llvm:/usr/bin/llvm-profdata"
   "afl++:/usr/bin/afl-clang-fast"

@@ -12,6 +12,7 @@
 #define _GNU_SOURCE
 #endif
 #include "vuf_spec.h"
+#include "vuf_util.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -262,25 +263,12 @@ static bool is_name(const char *s)
     return true;
 }
 
-static bool parse_u64(const char *s, uint64_t *out)
-{
-    if (!*s || *s == '-' || *s == '+' || isspace((unsigned char)*s))
-        return false;
-    errno = 0;
-    char *end;
-    unsigned long long v = strtoull(s, &end, 0);
-    if (errno || *end)
-        return false;
-    *out = v;
-    return true;
-}
-
 static bool tok_u64(parser *p, const line_t *ln, size_t i, uint64_t max, uint64_t *out,
                     const char *what)
 {
     if (i >= ln->n)
         return TERR(p, ln, i, "missing %s (expected a number)", what);
-    if (!parse_u64(ln->tok[i].s, out) || *out > max)
+    if (!vuf_parse_u64(ln->tok[i].s, out) || *out > max)
         return TERR(p, ln, i, "bad %s '%s' (expected a number from 0 to %llu)", what, ln->tok[i].s,
                     (unsigned long long)max);
     return true;
@@ -467,10 +455,10 @@ static bool parse_size_decl(const char *t, uint32_t *fixed, uint32_t *elem)
         if (l < 2 || plus[l] != 'n')
             return false;
         plus[l] = 0;
-        if (!parse_u64(plus + 1, &b) || b == 0 || b > 65536)
+        if (!vuf_parse_u64(plus + 1, &b) || b == 0 || b > 65536)
             return false;
     }
-    if (!parse_u64(tmp, &a) || a > 65536)
+    if (!vuf_parse_u64(tmp, &a) || a > 65536)
         return false;
     *fixed = (uint32_t)a;
     *elem = (uint32_t)b;
@@ -598,7 +586,7 @@ static bool parse_payload(parser *p, size_t *li)
             f->size = width;
             if (ln->n > 2)
                 return TERR(p, ln, 2, "unexpected '%s' (expected end of line)", ln->tok[2].s);
-        } else if (parse_u64(dim, &n)) {
+        } else if (vuf_parse_u64(dim, &n)) {
             if (width != 1)
                 return TERR(p, ln, 1, "fixed arrays must be u8 (expected u8 %s)", ln->tok[1].s);
             if (n == 0 || n > 4096)
@@ -701,7 +689,7 @@ bool vuf_field_resolve(const vuf_payload_def *p, const char *path, vuf_field_ref
     char *amp = strchr(buf, '&');
     if (amp) {
         *amp = 0;
-        if (!parse_u64(amp + 1, &mask))
+        if (!vuf_parse_u64(amp + 1, &mask))
             return false;
     }
     char *dot = strchr(buf, '.');
@@ -715,7 +703,7 @@ bool vuf_field_resolve(const vuf_payload_def *p, const char *path, vuf_field_ref
             return false;
         *close = 0;
         uint64_t idx;
-        if (!parse_u64(br + 1, &idx))
+        if (!vuf_parse_u64(br + 1, &idx))
             return false;
         for (size_t i = 0; i < p->nfields; i++)
             if (p->fields[i].name && !strcmp(p->fields[i].name, buf))
@@ -924,7 +912,7 @@ static bool parse_fd_rule(parser *p, const line_t *ln, const vuf_payload_def *pl
         if (!c2)
             return TERR(p, ln, 1, "bad nofd rule '%s' (expected nofd:FIELD:BIT)", t);
         *c2 = 0;
-        if (!parse_u64(c2 + 1, &a) || a > 63)
+        if (!vuf_parse_u64(c2 + 1, &a) || a > 63)
             return TERR(p, ln, 1, "bad bit in '%s' (expected 0..63)", t);
         r->kind = VUF_FDRULE_NOFD;
         r->a = (uint32_t)a;
@@ -934,12 +922,12 @@ static bool parse_fd_rule(parser *p, const line_t *ln, const vuf_payload_def *pl
     } else if (strstr(buf, "..")) {
         char *dd = strstr(buf, "..");
         *dd = 0;
-        if (!parse_u64(buf, &a) || !parse_u64(dd + 2, &b) || a > b || b > 255)
+        if (!vuf_parse_u64(buf, &a) || !vuf_parse_u64(dd + 2, &b) || a > b || b > 255)
             return TERR(p, ln, 1, "bad fd range '%s' (expected A..B with A <= B <= 255)", t);
         r->kind = VUF_FDRULE_RANGE;
         r->a = (uint32_t)a;
         r->b = (uint32_t)b;
-    } else if (parse_u64(buf, &a) && a <= 255) {
+    } else if (vuf_parse_u64(buf, &a) && a <= 255) {
         r->kind = VUF_FDRULE_EXACT;
         r->a = r->b = (uint32_t)a;
     } else {
@@ -1019,7 +1007,7 @@ static bool parse_check(parser *p, const line_t *ln, vuf_msg_def *m, vuf_value_c
     char buf[512];
     snprintf(buf, sizeof buf, "%s", ln->tok[3].s);
     for (char *save = NULL, *t = strtok_r(buf, ",", &save); t; t = strtok_r(NULL, ",", &save)) {
-        if (nv == 64 || !parse_u64(t, &vals[nv]))
+        if (nv == 64 || !vuf_parse_u64(t, &vals[nv]))
             return TERR(p, ln, 3, "bad value '%s' (expected numbers separated by commas)", t);
         nv++;
     }
@@ -1134,7 +1122,7 @@ static bool parse_msg_body(parser *p, size_t *li)
                 return TERR(p, ln, 1, "expected 'reply-error VALUE' or 'reply-error empty'");
             if (!strcmp(ln->tok[1].s, "empty")) {
                 m->reply_error = VUF_RERR_EMPTY;
-            } else if (parse_u64(ln->tok[1].s, &v) && v != 0) {
+            } else if (vuf_parse_u64(ln->tok[1].s, &v) && v != 0) {
                 m->reply_error = VUF_RERR_U64;
                 m->reply_error_value = v;
             } else {
@@ -1429,42 +1417,14 @@ void vuf_spec_free(vuf_spec *s)
 
 vuf_spec *vuf_spec_load_file(const char *path, vuf_diag *diag)
 {
-    FILE *f = fopen(path, "rb");
-    if (!f) {
-        if (diag) {
-            memset(diag, 0, sizeof *diag);
-            snprintf(diag->file, sizeof diag->file, "%s", path);
-            snprintf(diag->text, sizeof diag->text, "cannot open: %s", strerror(errno));
-        }
-        return NULL;
-    }
-    size_t cap = 65536, len = 0;
-    char *buf = malloc(cap);
-    while (buf) {
-        size_t n = fread(buf + len, 1, cap - len, f);
-        len += n;
-        if (len < cap)
-            break;
-        if (cap >= (64u << 20)) {
-            free(buf);
-            buf = NULL;
-            break;
-        }
-        char *nb = realloc(buf, cap * 2);
-        if (!nb) {
-            free(buf);
-            buf = NULL;
-            break;
-        }
-        buf = nb;
-        cap *= 2;
-    }
-    fclose(f);
+    size_t len;
+    char err[160];
+    char *buf = (char *)vuf_read_file(path, VUF_SPEC_MAX_FILE, &len, err, sizeof err);
     if (!buf) {
         if (diag) {
             memset(diag, 0, sizeof *diag);
             snprintf(diag->file, sizeof diag->file, "%s", path);
-            snprintf(diag->text, sizeof diag->text, "file too large or out of memory");
+            snprintf(diag->text, sizeof diag->text, "%s", err);
         }
         return NULL;
     }

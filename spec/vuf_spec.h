@@ -201,6 +201,9 @@ typedef struct {
 
 /* ---- loading ---- */
 
+/* The largest table file vuf_spec_load_file reads (the built-in one is ~20 KB). */
+#define VUF_SPEC_MAX_FILE (16u << 20)
+
 /* Parse a table. On error returns NULL and fills *diag (if non-NULL). */
 vuf_spec *vuf_spec_parse(const char *text, size_t len, const char *filename, vuf_diag *diag);
 /* Read and parse a file. */

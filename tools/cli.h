@@ -21,4 +21,39 @@ bool vuf_cli_is_help(const char *a);
 /* A vuf_write_fn that writes to a FILE*. */
 void vuf_cli_write_file(void *ctx, const char *text);
 
+/* A usage error: "vufuzz CMD: MESSAGE", the one-line usage and a pointer to
+ * --help, on stderr. Returns 2, the exit status of a usage error. */
+int vuf_cli_usage_error(const char *cmd, const char *usage_line, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+/* ---- options ----
+ * A subcommand declares its options once; vuf_cli_next walks argv and does
+ * the error messages every command needs the same way: an unknown option, a
+ * missing value ("option --spec needs a value (FILE)"), a value given to a
+ * flag. "--opt=value" and "--opt value" are the same; "--" ends the options;
+ * "-" alone is a positional (stdin or stdout). */
+typedef struct {
+    const char *name;  /* "--spec", "-o" */
+    const char *value; /* NULL for a flag, else what the value is ("FILE") */
+} vuf_cli_opt;
+
+typedef struct {
+    const char *cmd, *usage_line;
+    const vuf_cli_opt *opts; /* ends with {NULL, NULL} */
+    int argc, i;
+    char **argv;
+    bool no_more_options;
+} vuf_cli_parser;
+
+enum { VUF_CLI_END = -1, VUF_CLI_POS = -2, VUF_CLI_HELP = -3, VUF_CLI_ERROR = -4 };
+
+/* argv[0] is the subcommand's name; parsing starts at argv[1]. */
+void vuf_cli_init(vuf_cli_parser *p, const char *cmd, const char *usage_line,
+                  const vuf_cli_opt *opts, int argc, char **argv);
+/* The next argument: the index of an option in opts (*val its value, or
+ * NULL for a flag), VUF_CLI_POS (*val the argument), VUF_CLI_HELP (-h or
+ * --help), VUF_CLI_END, or VUF_CLI_ERROR after printing the usage error
+ * (the caller returns 2). */
+int vuf_cli_next(vuf_cli_parser *p, const char **val);
+
 #endif

@@ -6,6 +6,7 @@
 #include "vuf_runner.h"
 #include "vuf_session.h"
 #include "vuf_trace.h"
+#include "vuf_util.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -172,17 +173,15 @@ static Vuf__Session *raw_session(const char *path, vuf_diag *d)
 {
     memset(d, 0, sizeof *d);
     snprintf(d->file, sizeof d->file, "%s", path);
-    FILE *f = fopen(path, "rb");
-    uint8_t *buf = malloc(1 << 20);
-    size_t n = f && buf ? fread(buf, 1, 1 << 20, f) : 0;
-    if (f)
-        fclose(f);
+    size_t n = 0;
+    char err[160];
+    uint8_t *buf = vuf_read_file(path, VUF_SESSION_MAX_DATA, &n, err, sizeof err);
     Vuf__Session *s = calloc(1, sizeof *s);
     Vuf__Action *a = calloc(1, sizeof *a);
     Vuf__Raw *r = calloc(1, sizeof *r);
     Vuf__Action **acts = calloc(1, sizeof *acts);
-    if (!f || !buf || !s || !a || !r || !acts) {
-        snprintf(d->text, sizeof d->text, "cannot read: %s", f ? "out of memory" : strerror(errno));
+    if (!buf || !s || !a || !r || !acts) {
+        snprintf(d->text, sizeof d->text, "%s", buf ? "out of memory" : err);
         free(buf);
         free(s);
         free(a);

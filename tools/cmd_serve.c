@@ -5,6 +5,7 @@
 #include "vuf_ref_conn.h"
 #include "vuf_trace.h"
 #include "vuf_transport.h"
+#include "vuf_util.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -63,28 +64,6 @@ typedef struct {
     const vuf_spec *spec;
     unsigned long conns, events;
 } server;
-
-static bool parse_size(const char *s, uint64_t *out)
-{
-    char *end;
-    errno = 0;
-    unsigned long long v = strtoull(s, &end, 0);
-    if (errno || end == s || *s == '-')
-        return false;
-    unsigned shift = 0;
-    if (*end == 'K' || *end == 'k')
-        shift = 10;
-    else if (*end == 'M' || *end == 'm')
-        shift = 20;
-    else if (*end == 'G' || *end == 'g')
-        shift = 30;
-    if (shift)
-        end++;
-    if (*end || (shift && v > (UINT64_MAX >> shift)))
-        return false;
-    *out = (uint64_t)v << shift;
-    return true;
-}
 
 static void on_event(void *ctx, const vuf_event *ev)
 {
@@ -165,7 +144,7 @@ static bool command(server *sv, const char *line, vuf_ref_conn *conn, vuf_ref *d
     if (!strcmp(word, "stats")) {
         fprintf(stderr, "vufuzz serve: %lu connections, %lu events, %llu requests completed\n",
                 sv->conns, sv->events, (unsigned long long)vuf_ref_chains_completed(dev));
-    } else if (!strcmp(word, "resize") && parse_size(arg, &size)) {
+    } else if (!strcmp(word, "resize") && vuf_parse_size(arg, &size)) {
         if (resize_disk(sv, size, conn, dev))
             fprintf(stderr, "vufuzz serve: resize to %s failed: %s\n", arg, strerror(errno));
     } else {
@@ -225,18 +204,18 @@ int vuf_cmd_serve(int argc, char **argv)
         } else if (!strcmp(a, "--disk") && more) {
             disk_path = argv[++i];
         } else if (!strcmp(a, "--size") && more) {
-            if (!parse_size(argv[++i], &size)) {
+            if (!vuf_parse_size(argv[++i], &size)) {
                 fprintf(stderr, "vufuzz serve: bad size '%s' (BYTES, with K, M or G)\n", argv[i]);
                 return 2;
             }
         } else if (!strcmp(a, "--queues") && more) {
-            if (!parse_size(argv[++i], &queues) || queues < 1 || queues > VUF_REF_MAX_QUEUES) {
+            if (!vuf_parse_size(argv[++i], &queues) || queues < 1 || queues > VUF_REF_MAX_QUEUES) {
                 fprintf(stderr, "vufuzz serve: bad queue count '%s' (1..%d)\n", argv[i],
                         VUF_REF_MAX_QUEUES);
                 return 2;
             }
         } else if (!strcmp(a, "--backend-timeout") && more) {
-            if (!parse_size(argv[++i], &be_timeout) || be_timeout > 3600000) {
+            if (!vuf_parse_size(argv[++i], &be_timeout) || be_timeout > 3600000) {
                 fprintf(stderr, "vufuzz serve: bad timeout '%s' (ms)\n", argv[i]);
                 return 2;
             }

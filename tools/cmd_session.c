@@ -2,6 +2,7 @@
 /* vufuzz session: session files (docs/session-format.md): encode text to
  * binary, decode binary to text, check. */
 #include "cli.h"
+#include "vuf_util.h"
 
 #include "vuf_session.h"
 
@@ -32,34 +33,10 @@ static void usage(FILE *f)
 
 static uint8_t *read_all(const char *path, size_t *len)
 {
-    FILE *f = fopen(path, "rb");
-    if (!f) {
-        fprintf(stderr, "%s: error: cannot open: %s\n", path, strerror(errno));
-        return NULL;
-    }
-    size_t cap = 1 << 16, n = 0;
-    uint8_t *buf = malloc(cap);
-    while (buf) {
-        n += fread(buf + n, 1, cap - n, f);
-        if (n < cap)
-            break;
-        uint8_t *nb = cap < (1u << 30) ? realloc(buf, cap * 2) : NULL;
-        if (!nb) {
-            free(buf);
-            buf = NULL;
-            break;
-        }
-        buf = nb;
-        cap *= 2;
-    }
-    bool bad = ferror(f) != 0;
-    fclose(f);
-    if (!buf || bad) {
-        fprintf(stderr, "%s: error: %s\n", path, bad ? "read error" : "file too large");
-        free(buf);
-        return NULL;
-    }
-    *len = n;
+    char err[160];
+    uint8_t *buf = vuf_read_file(path, VUF_SESSION_MAX_FILE, len, err, sizeof err);
+    if (!buf)
+        fprintf(stderr, "%s: error: %s\n", path, err);
     return buf;
 }
 

@@ -26,34 +26,6 @@ static void usage(FILE *f)
                "Exit status: 0 success, 1 findings or violations, 2 usage or input error.\n");
 }
 
-void vuf_cli_print_diag(FILE *f, const vuf_diag *d, bool is_error)
-{
-    const char *kind = is_error ? "error" : "warning";
-    if (d->line)
-        fprintf(f, "%s:%u:%u: %s: %s\n", d->file, d->line, d->col ? d->col : 1, kind, d->text);
-    else
-        fprintf(f, "%s: %s: %s\n", d->file[0] ? d->file : "vufuzz", kind, d->text);
-}
-
-const vuf_spec *vuf_cli_open_spec(const char *path)
-{
-    vuf_diag d;
-    const vuf_spec *s = vuf_spec_open(path, &d);
-    if (!s)
-        vuf_cli_print_diag(stderr, &d, true);
-    return s;
-}
-
-bool vuf_cli_is_help(const char *a)
-{
-    return !strcmp(a, "-h") || !strcmp(a, "--help");
-}
-
-void vuf_cli_write_file(void *ctx, const char *text)
-{
-    fputs(text, (FILE *)ctx);
-}
-
 int main(int argc, char **argv)
 {
     if (argc < 2) {

@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /* The readable conversation format. docs/trace-format.md is the reference. */
 #include "vuf_trace.h"
+#include "vuf_util.h"
 #include "vuf_codec.h"
 
 #include <errno.h>
@@ -129,19 +130,6 @@ static int parse_channel_tok(const char *s, vuf_channel *c)
     return -1;
 }
 
-static bool parse_num(const char *s, uint64_t *out)
-{
-    if (!*s || *s == '-' || *s == '+')
-        return false;
-    errno = 0;
-    char *end;
-    unsigned long long v = strtoull(s, &end, 0);
-    if (errno || *end)
-        return false;
-    *out = v;
-    return true;
-}
-
 static int parse_tokens(vuf_trace *t, const vuf_spec *s, char *buf, const char *line,
                         unsigned lineno, const char *file, vuf_diag *diag);
 
@@ -220,7 +208,7 @@ static int parse_tokens(vuf_trace *t, const vuf_spec *s, char *buf, const char *
     const vuf_msg_def *def = NULL, *layout_def = NULL;
     uint64_t id;
     const char *m = tok[2].s;
-    if (parse_num(m[0] == '#' ? m + 1 : m, &id)) {
+    if (vuf_parse_u64(m[0] == '#' ? m + 1 : m, &id)) {
         if (id > 0xffffffffu)
             return terr(diag, file, lineno, tok[2].col, "message id %s too large", m);
         def = vuf_spec_msg(s, ev.channel, (uint32_t)id);
@@ -255,7 +243,7 @@ static int parse_tokens(vuf_trace *t, const vuf_spec *s, char *buf, const char *
             extra_flags |= VUF_F_NEED_REPLY;
         else if (!strncmp(tok[i].s, "hdr.flags=", 10)) {
             uint64_t v;
-            if (!parse_num(tok[i].s + 10, &v) || v > 0xffffffffu)
+            if (!vuf_parse_u64(tok[i].s + 10, &v) || v > 0xffffffffu)
                 return terr(diag, file, lineno, tok[i].col, "bad flags '%s' (expected a u32)",
                             tok[i].s + 10);
             h.flags = (uint32_t)v;
@@ -304,7 +292,7 @@ static int parse_tokens(vuf_trace *t, const vuf_spec *s, char *buf, const char *
             const char *key = tk, *val = eq + 1;
             if (!strcmp(key, "hdr.size")) {
                 uint64_t v;
-                if (!parse_num(val, &v) || v > 0xffffffffu) {
+                if (!vuf_parse_u64(val, &v) || v > 0xffffffffu) {
                     *eq = '=';
                     rc = terr(diag, file, lineno, tok[i].col + 9, "bad size '%s' (expected a u32)",
                               val);
@@ -435,29 +423,11 @@ fail:
 
 vuf_trace *vuf_trace_load_file(const vuf_spec *s, const char *path, vuf_diag *diag)
 {
-    FILE *f = fopen(path, "rb");
-    if (!f) {
-        terr(diag, path, 0, 0, "cannot open: %s", strerror(errno));
-        return NULL;
-    }
-    size_t cap = 1 << 16, len = 0;
-    char *buf = malloc(cap);
-    while (buf) {
-        len += fread(buf + len, 1, cap - len, f);
-        if (len < cap)
-            break;
-        char *nb = cap < (1u << 30) ? realloc(buf, cap * 2) : NULL;
-        if (!nb) {
-            free(buf);
-            buf = NULL;
-            break;
-        }
-        buf = nb;
-        cap *= 2;
-    }
-    fclose(f);
+    size_t len;
+    char err[160];
+    char *buf = (char *)vuf_read_file(path, VUF_TRACE_MAX_FILE, &len, err, sizeof err);
     if (!buf) {
-        terr(diag, path, 0, 0, "file too large or out of memory");
+        terr(diag, path, 0, 0, "%s", err);
         return NULL;
     }
     vuf_trace *t = vuf_trace_parse(s, buf, len, path, diag);

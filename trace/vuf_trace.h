@@ -25,6 +25,8 @@ void vuf_trace_free(vuf_trace *t);
 /* Parse a whole text; NULL with diag (file:line:col) on error. */
 vuf_trace *vuf_trace_parse(const vuf_spec *s, const char *text, size_t len, const char *filename,
                            vuf_diag *diag);
+/* The largest trace file vuf_trace_load_file reads. */
+#define VUF_TRACE_MAX_FILE (256u << 20)
 vuf_trace *vuf_trace_load_file(const vuf_spec *s, const char *path, vuf_diag *diag);
 /* Parse one line into *ev (ev->data points into storage owned by t, which
  * the event is appended to). Returns 1 if an event was added, 0 for a blank

@@ -126,16 +126,16 @@ protoc-c --c_out="$B/gen" --proto_path="$S/fuzz" session.proto
 
 # ---- sources ----
 shopt -s nullglob
-core_src=("$S"/spec/*.c "$S"/wire/*.c "$S"/trace/*.c "$S"/checkers/*.c "$B/gen/spec_default.c")
+core_src=("$S"/spec/*.c "$S"/wire/*.c "$S"/trace/*.c "$S"/checkers/*.c "$S"/common/*.c "$B/gen/spec_default.c")
 ref_src=("$S"/reference/*.c)
 session_src=("$S/fuzz/session_text.c" "$S/fuzz/session_build.c" "$B/gen/session.pb-c.c")
 harness_src=("$S/fuzz/runner.c" "$S/fuzz/mutator.c")
 tool_src=("$S"/tools/*.c)
 # what the AFL++ mutator library needs (as fuzz/CMakeLists.txt builds it)
 mutator_src=("$S/fuzz/afl_mutator.c" "$S/fuzz/mutator.c" "${session_src[@]}"
-  "$S"/spec/*.c "$S/wire/codec.c" "$S"/trace/*.c "$B/gen/spec_default.c")
+  "$S"/spec/*.c "$S/wire/codec.c" "$S"/trace/*.c "$S/common/util.c" "$B/gen/spec_default.c")
 targets=(fuzz_spec fuzz_wire fuzz_checker fuzz_session fuzz_raw)
-includes=(-I"$S/spec" -I"$S/wire" -I"$S/trace" -I"$S/checkers" -I"$S/reference" -I"$S/fuzz" -I"$B/gen")
+includes=(-I"$S/common" -I"$S/spec" -I"$S/wire" -I"$S/trace" -I"$S/checkers" -I"$S/reference" -I"$S/fuzz" -I"$B/gen")
 
 obj() { # obj DIR SRC: the object file of SRC in DIR
   local rel=${2#"$S"/}

@@ -1,0 +1,32 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* vuf_util: small helpers every module shares, written once.
+ *
+ *   vuf_read_file   a whole file into memory, bounded: a directory, a device
+ *                   that never ends (/dev/zero) or a file over the caller's
+ *                   limit is refused with a reason, never read to exhaustion;
+ *   vuf_parse_u64   the project's one number syntax (decimal or 0x hex, the
+ *                   whole string, no sign, no space);
+ *   vuf_parse_size  a number with an optional K, M or G suffix (powers of 2).
+ *
+ * Nothing here prints or aborts. */
+#ifndef VUF_UTIL_H
+#define VUF_UTIL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+/* Read path whole into a malloc'd buffer (NUL-terminated after *len bytes,
+ * so text parsers may use it as a string). At most max bytes are accepted;
+ * one byte more is an error. Returns the buffer, or NULL with a one-line
+ * reason in err ("is a directory", "larger than 1048576 bytes",
+ * "No such file or directory", ...). */
+uint8_t *vuf_read_file(const char *path, size_t max, size_t *len, char *err, size_t errcap);
+
+/* Decimal or 0x hexadecimal, the whole string. */
+bool vuf_parse_u64(const char *s, uint64_t *out);
+/* vuf_parse_u64 with an optional K/k, M/m or G/g suffix (x 2^10, 2^20, 2^30);
+ * false on overflow. */
+bool vuf_parse_size(const char *s, uint64_t *out);
+
+#endif

@@ -1,0 +1,105 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* Shared helpers of the vufuzz subcommands (cli.h). */
+#include "cli.h"
+
+#include <stdarg.h>
+#include <string.h>
+
+void vuf_cli_print_diag(FILE *f, const vuf_diag *d, bool is_error)
+{
+    const char *kind = is_error ? "error" : "warning";
+    if (d->line)
+        fprintf(f, "%s:%u:%u: %s: %s\n", d->file, d->line, d->col ? d->col : 1, kind, d->text);
+    else
+        fprintf(f, "%s: %s: %s\n", d->file[0] ? d->file : "vufuzz", kind, d->text);
+}
+
+const vuf_spec *vuf_cli_open_spec(const char *path)
+{
+    vuf_diag d;
+    const vuf_spec *s = vuf_spec_open(path, &d);
+    if (!s)
+        vuf_cli_print_diag(stderr, &d, true);
+    return s;
+}
+
+bool vuf_cli_is_help(const char *a)
+{
+    return !strcmp(a, "-h") || !strcmp(a, "--help");
+}
+
+void vuf_cli_write_file(void *ctx, const char *text)
+{
+    fputs(text, (FILE *)ctx);
+}
+
+int vuf_cli_usage_error(const char *cmd, const char *usage_line, const char *fmt, ...)
+{
+    va_list ap;
+    fprintf(stderr, "vufuzz %s: ", cmd);
+    va_start(ap, fmt);
+    vfprintf(stderr, fmt, ap);
+    va_end(ap);
+    fputc('\n', stderr);
+    if (usage_line)
+        fprintf(stderr, "%s\n", usage_line);
+    fprintf(stderr, "Try 'vufuzz %s --help' for more information.\n", cmd);
+    return 2;
+}
+
+void vuf_cli_init(vuf_cli_parser *p, const char *cmd, const char *usage_line,
+                  const vuf_cli_opt *opts, int argc, char **argv)
+{
+    memset(p, 0, sizeof *p);
+    p->cmd = cmd;
+    p->usage_line = usage_line;
+    p->opts = opts;
+    p->argc = argc;
+    p->argv = argv;
+    p->i = 1;
+}
+
+int vuf_cli_next(vuf_cli_parser *p, const char **val)
+{
+    *val = NULL;
+    if (p->i >= p->argc)
+        return VUF_CLI_END;
+    const char *a = p->argv[p->i++];
+    if (p->no_more_options || a[0] != '-' || !a[1]) {
+        *val = a; /* "-" alone is a positional (stdin/stdout) */
+        return VUF_CLI_POS;
+    }
+    if (!strcmp(a, "--")) {
+        p->no_more_options = true;
+        return vuf_cli_next(p, val);
+    }
+    if (vuf_cli_is_help(a))
+        return VUF_CLI_HELP;
+    const char *eq = strchr(a, '=');
+    size_t n = eq && a[1] == '-' ? (size_t)(eq - a) : strlen(a);
+    for (int k = 0; p->opts && p->opts[k].name; k++) {
+        const vuf_cli_opt *o = &p->opts[k];
+        if (strlen(o->name) != n || strncmp(o->name, a, n))
+            continue;
+        if (!o->value) {
+            if (eq && a[1] == '-') {
+                vuf_cli_usage_error(p->cmd, p->usage_line, "option %s takes no value", o->name);
+                return VUF_CLI_ERROR;
+            }
+            return k;
+        }
+        if (eq && a[1] == '-') {
+            *val = eq + 1;
+            return k;
+        }
+        if (p->i >= p->argc) {
+            vuf_cli_usage_error(p->cmd, p->usage_line, "option %s needs a value (%s)", o->name,
+                                o->value);
+            return VUF_CLI_ERROR;
+        }
+        *val = p->argv[p->i++];
+        return k;
+    }
+    vuf_cli_usage_error(p->cmd, p->usage_line, "unknown option '%s'", a);
+    return VUF_CLI_ERROR;
+}
