@@ -39,7 +39,18 @@ typedef enum {
     VUF_EV_MSG = 0, /* a message (request or reply: the REPLY flag says which) */
     VUF_EV_OPEN,    /* a channel was opened */
     VUF_EV_CLOSE,   /* a channel was closed, by `sender` */
+    VUF_EV_NOTE,    /* something `sender` did that is not on the wire (vuf_note_kind) */
 } vuf_event_kind;
+
+/* What a side reports of itself beside the wire: the reference device (or
+ * the harness playing a side) says why it acted as it did, so a recorded
+ * conversation shows it and check-trace can take it into account. */
+typedef enum {
+    VUF_NOTE_NONE = 0,
+    VUF_NOTE_REFUSE,  /* it refused the latest request on `channel`: rule = the catalogue rule */
+    VUF_NOTE_TIMEOUT, /* it stopped waiting for the reply owed on `channel` */
+    VUF_NOTE_LATE,    /* a reply arrived on `channel` after it stopped waiting: ignored */
+} vuf_note_kind;
 
 #define VUF_EV_MAX_FDS 64
 
@@ -52,6 +63,10 @@ typedef struct {
     const uint8_t *fds; /* vuf_fdkind of each fd, in order */
     size_t nfds;
     unsigned line; /* source line when parsed from a trace, else 0 */
+    /* NOTE only */
+    vuf_note_kind note;
+    const char *rule; /* REFUSE: a rule id of the catalogue (docs/rules.md), or NULL */
+    const char *text; /* one line, for people (the reason), or NULL */
 } vuf_event;
 
 #endif

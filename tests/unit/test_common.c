@@ -72,9 +72,8 @@ static void doc_too_deep(vuf_json *j)
         vuf_json_end(j);
 }
 
-int main(void)
+VUF_TEST(read_file)
 {
-    /* ---- vuf_read_file ---- */
     char err[160];
     size_t len = 99;
     char path[] = "/tmp/vuf-test-common-XXXXXX";
@@ -100,13 +99,16 @@ int main(void)
     b = vuf_read_file("/dev/null", 10, &len, err, sizeof err);
     CHECK(b && len == 0, "/dev/null: empty");
     free(b);
+}
 
-    /* ---- numbers ---- */
+VUF_TEST(numbers)
+{
     uint64_t v = 0;
     CHECK(vuf_parse_u64("0", &v) && v == 0, "0");
     CHECK(vuf_parse_u64("18446744073709551615", &v) && v == UINT64_MAX, "max");
     CHECK(!vuf_parse_u64("18446744073709551616", &v), "overflow");
-    CHECK(vuf_parse_u64("0x1f", &v) && v == 31, "hex");
+    CHECK(vuf_parse_u64("0x1f", &v), "hex");
+    CHECK_EQ(v, 31, "0x1f");
     CHECK(!vuf_parse_u64("-1", &v) && !vuf_parse_u64("+1", &v) && !vuf_parse_u64(" 1", &v),
           "no sign, no space");
     CHECK(!vuf_parse_u64("", &v) && !vuf_parse_u64("12x", &v) && !vuf_parse_u64("0x", &v),
@@ -117,8 +119,10 @@ int main(void)
     CHECK(vuf_parse_size("0x10", &v) && v == 16, "no suffix");
     CHECK(!vuf_parse_size("K", &v) && !vuf_parse_size("1T", &v), "bad suffix use");
     CHECK(!vuf_parse_size("17179869184G", &v), "overflow with a suffix");
+}
 
-    /* ---- JSON ---- */
+VUF_TEST(json)
+{
     bool ok;
     char *out = capture_json(doc_report, &ok);
     const char *want = "{\"file\":\"a \\\"b\\\"\\\\c\\n\\u0001\",\"events\":18446744073709551615,"
@@ -138,8 +142,10 @@ int main(void)
     out = capture_json(doc_too_deep, &ok);
     CHECK(!ok, "nesting past the bound is reported");
     free(out);
+}
 
-    /* ---- JUnit ---- */
+VUF_TEST(junit)
+{
     char *x = NULL;
     size_t xl = 0;
     FILE *f = open_memstream(&x, &xl);
@@ -160,5 +166,6 @@ int main(void)
         "a failure, escaped, control character dropped: %s", x);
     CHECK(x && strstr(x, "</testsuites>"), "closed");
     free(x);
-    TEST_END();
 }
+
+VUF_TEST_MAIN()
