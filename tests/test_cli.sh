@@ -18,6 +18,14 @@ tmp=$(mktemp -d); trap 'rm -rf "$tmp" /tmp/vuf_cli_out.$$' EXIT
 
 expect_rc 0 "vufuzz --help" "$V" --help
 has "--help lists spec" '^  spec '
+expect_rc 0 "vufuzz --version" "$V" --version
+has "--version names the version and the commit" '^vufuzz [0-9]+\.[0-9]+\.[0-9]+ \(git [0-9a-f]{12}|^vufuzz [0-9]+\.[0-9]+\.[0-9]+ \(git unknown'
+has "--version gives the built-in table's sha256 (its text at build time)" "sha256 $(sha256sum spec/vhost-user.spec | cut -c1-64)"
+{ cat spec/vhost-user.spec; echo "# a change"; } >"$tmp/changed.spec"
+expect_rc 0 "vufuzz --version --spec FILE" "$V" --version --spec "$tmp/changed.spec"
+has "--version --spec FILE gives that file's sha256" "sha256 $(sha256sum "$tmp/changed.spec" | cut -c1-64)"
+expect_rc 2 "--version --spec without a value" "$V" --version --spec
+has "a missing value is named as such" 'option --spec needs a value'
 expect_rc 2 "vufuzz without command" "$V"
 expect_rc 2 "unknown command" "$V" frobnicate
 for cmd in $("$V" --help | awk '/^commands:/{f=1;next} f&&/^  [a-z]/{print $1}'); do

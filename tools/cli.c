@@ -2,7 +2,11 @@
 /* Shared helpers of the vufuzz subcommands (cli.h). */
 #include "cli.h"
 
+#include "vuf_sha256.h"
+#include "vuf_util.h"
+
 #include <stdarg.h>
+#include <stdlib.h>
 #include <string.h>
 
 void vuf_cli_print_diag(FILE *f, const vuf_diag *d, bool is_error)
@@ -14,13 +18,59 @@ void vuf_cli_print_diag(FILE *f, const vuf_diag *d, bool is_error)
         fprintf(f, "%s: %s: %s\n", d->file[0] ? d->file : "vufuzz", kind, d->text);
 }
 
+static char spec_file[512] = "built-in";
+static char spec_sha[65];
+
+/* The digest of the table's text, as the tool read it. */
+static void note_spec(const char *path)
+{
+    size_t len = 0;
+    char err[160];
+    if (!path) {
+        const char *t = vuf_spec_default_text(&len);
+        snprintf(spec_file, sizeof spec_file, "built-in");
+        vuf_sha256_hex(t, len, spec_sha);
+        return;
+    }
+    snprintf(spec_file, sizeof spec_file, "%s", path);
+    uint8_t *b = vuf_read_file(path, VUF_SPEC_MAX_FILE, &len, err, sizeof err);
+    if (b)
+        vuf_sha256_hex(b, len, spec_sha);
+    else
+        snprintf(spec_sha, sizeof spec_sha, "unreadable");
+    free(b);
+}
+
 const vuf_spec *vuf_cli_open_spec(const char *path)
 {
     vuf_diag d;
     const vuf_spec *s = vuf_spec_open(path, &d);
     if (!s)
         vuf_cli_print_diag(stderr, &d, true);
+    else
+        note_spec(path);
     return s;
+}
+
+const char *vuf_cli_spec_file(void)
+{
+    return spec_file;
+}
+
+const char *vuf_cli_spec_sha256(void)
+{
+    if (!spec_sha[0])
+        note_spec(NULL);
+    return spec_sha;
+}
+
+void vuf_cli_json_meta(vuf_json *j)
+{
+    vuf_json_str(j, "vufuzz", vuf_version_string());
+    vuf_json_object(j, "table");
+    vuf_json_str(j, "file", vuf_cli_spec_file());
+    vuf_json_str(j, "sha256", vuf_cli_spec_sha256());
+    vuf_json_end(j);
 }
 
 bool vuf_cli_is_help(const char *a)

@@ -6,6 +6,7 @@
 #include <stdbool.h>
 #include <stdio.h>
 
+#include "vuf_json.h"
 #include "vuf_spec.h"
 
 #define VUF_CMD(name, fn, summary) int fn(int argc, char **argv);
@@ -16,6 +17,16 @@
 void vuf_cli_print_diag(FILE *f, const vuf_diag *d, bool is_error);
 /* Open --spec FILE or the built-in table; prints the error and returns NULL. */
 const vuf_spec *vuf_cli_open_spec(const char *path);
+/* The table the last vuf_cli_open_spec opened ("built-in" or its path) and
+ * the SHA-256 of its text: what every report names, so a result can be
+ * traced to the table that judged it. */
+const char *vuf_cli_spec_file(void);
+const char *vuf_cli_spec_sha256(void);
+/* "0.5.0 (git 1234abcd5678)" (cmake/version.cmake, made at build time). */
+const char *vuf_version_string(void);
+/* Members "vufuzz" (the version) and "table" {file, sha256} of a JSON
+ * report's top-level object. */
+void vuf_cli_json_meta(vuf_json *j);
 /* True if argv[i] is -h or --help. */
 bool vuf_cli_is_help(const char *a);
 /* A vuf_write_fn that writes to a FILE*. */

@@ -123,6 +123,9 @@ spec=$S/spec/vhost-user.spec
   printf '0};\nconst size_t vuf_spec_default_size = %s;\n' "$(wc -c <"$spec" | tr -d ' ')"
 } >"$B/gen/spec_default.c"
 protoc-c --c_out="$B/gen" --proto_path="$S/fuzz" session.proto
+# the version vufuzz --version reports (what cmake/version.cmake writes)
+cmake -DVERSION="$(sed -n 's/^project(vufuzz VERSION \([0-9.]*\).*/\1/p' "$S/CMakeLists.txt")" \
+  -DSRC="$S" -DOUT="$B/gen/version.c" -P "$S/cmake/version.cmake"
 
 # ---- sources ----
 shopt -s nullglob
@@ -130,7 +133,7 @@ core_src=("$S"/spec/*.c "$S"/wire/*.c "$S"/trace/*.c "$S"/checkers/*.c "$S"/comm
 ref_src=("$S"/reference/*.c)
 session_src=("$S/fuzz/session_text.c" "$S/fuzz/session_build.c" "$B/gen/session.pb-c.c")
 harness_src=("$S/fuzz/runner.c" "$S/fuzz/mutator.c")
-tool_src=("$S"/tools/*.c)
+tool_src=("$S"/tools/*.c "$B/gen/version.c")
 # what the AFL++ mutator library needs (as fuzz/CMakeLists.txt builds it)
 mutator_src=("$S/fuzz/afl_mutator.c" "$S/fuzz/mutator.c" "${session_src[@]}"
   "$S"/spec/*.c "$S/wire/codec.c" "$S"/trace/*.c "$S/common/util.c" "$B/gen/spec_default.c")

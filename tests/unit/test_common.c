@@ -2,6 +2,7 @@
 /* common/: the bounded file reader, the number syntax, the JSON and JUnit
  * writers. */
 #include "vuf_json.h"
+#include "vuf_sha256.h"
 #include "vuf_test.h"
 #include "vuf_util.h"
 
@@ -166,6 +167,35 @@ VUF_TEST(junit)
         "a failure, escaped, control character dropped: %s", x);
     CHECK(x && strstr(x, "</testsuites>"), "closed");
     free(x);
+}
+
+VUF_TEST(sha256)
+{
+    char h[65];
+    vuf_sha256_hex("abc", 3, h);
+    CHECK_STREQ(h, "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad",
+                "FIPS 180-4 'abc'");
+    vuf_sha256_hex("", 0, h);
+    CHECK_STREQ(h, "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855", "empty");
+    /* 56 bytes: the padding needs a second block */
+    const char *m = "abcdbcdecdefdefgefghfghighijhijkijkljklmklmnlmnomnopnopq";
+    vuf_sha256_hex(m, strlen(m), h);
+    CHECK_STREQ(h, "248d6a61d20638b8e5c026930c3e6039a33ce45964ff2167f6ecedd419db06c1",
+                "two blocks");
+    /* in pieces, across block boundaries */
+    uint8_t big[1000];
+    for (size_t i = 0; i < sizeof big; i++)
+        big[i] = (uint8_t)(i * 7);
+    vuf_sha256 c;
+    uint8_t d1[32], d2[32];
+    vuf_sha256_init(&c);
+    for (size_t i = 0; i < sizeof big; i += 33)
+        vuf_sha256_update(&c, big + i, sizeof big - i < 33 ? sizeof big - i : 33);
+    vuf_sha256_final(&c, d1);
+    vuf_sha256_init(&c);
+    vuf_sha256_update(&c, big, sizeof big);
+    vuf_sha256_final(&c, d2);
+    CHECK(!memcmp(d1, d2, 32), "pieces and whole agree");
 }
 
 VUF_TEST_MAIN()
