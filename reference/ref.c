@@ -1576,6 +1576,11 @@ int vuf_ref_backend_fd(const vuf_ref *d)
     return d->be_fd;
 }
 
+uint32_t vuf_ref_backend_wait_id(const vuf_ref *d)
+{
+    return d->be_waiting ? d->be_wait_id : 0;
+}
+
 bool vuf_ref_backend_waiting(const vuf_ref *d)
 {
     return d->be_waiting;

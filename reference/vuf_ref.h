@@ -87,6 +87,7 @@ typedef struct {
     bool backend_closed; /* the device closed (or replaced) the back-end channel */
     bool close;          /* close the main connection (the policy's last resort) */
     const char *reason;  /* why a request was refused or the session closed */
+    const char *rule;    /* the catalogue rule (docs/rules.md) the refused request broke, or NULL */
 } vuf_ref_out;
 
 void vuf_ref_out_init(vuf_ref_out *o);
@@ -121,8 +122,9 @@ void vuf_ref_disconnect(vuf_ref *d);
 
 /* ---- fds for the I/O layer ---- */
 
-int vuf_ref_backend_fd(const vuf_ref *d);       /* -1 if none */
-bool vuf_ref_backend_waiting(const vuf_ref *d); /* a reply is awaited */
+int vuf_ref_backend_fd(const vuf_ref *d);           /* -1 if none */
+bool vuf_ref_backend_waiting(const vuf_ref *d);     /* a reply is awaited */
+uint32_t vuf_ref_backend_wait_id(const vuf_ref *d); /* the id whose reply is awaited */
 /* Kick eventfds to watch (queue index in queues[]). */
 size_t vuf_ref_kick_fds(const vuf_ref *d, int *fds, uint32_t *queues, size_t cap);
 /* Queues polled instead of kicked (SET_VRING_KICK with the no-fd bit). */

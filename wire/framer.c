@@ -12,6 +12,7 @@ typedef struct {
     uint8_t *data;
     size_t len, off; /* bytes, and how many were read */
     int *fds;
+    uint8_t *tags;
     size_t nfds; /* still attached: 0 once taken or dropped */
 } segment;
 
@@ -32,7 +33,9 @@ static void drop_fds(segment *s)
     for (size_t i = 0; i < s->nfds; i++)
         close(s->fds[i]);
     free(s->fds);
+    free(s->tags);
     s->fds = NULL;
+    s->tags = NULL;
     s->nfds = 0;
 }
 
@@ -62,7 +65,7 @@ void vuf_framer_free(vuf_framer *f)
 }
 
 vuf_io_status vuf_framer_write(vuf_framer *f, const void *buf, size_t len, const int *fds,
-                               size_t nfds)
+                               const uint8_t *tags, size_t nfds)
 {
     if (nfds > VUF_SEND_MAX_FDS || (nfds && (!fds || !len)) || (len && !buf)) {
         errno = EINVAL;
@@ -87,17 +90,22 @@ vuf_io_status vuf_framer_write(vuf_framer *f, const void *buf, size_t len, const
         f->cap = nc;
     }
     segment s = {.data = malloc(len), .len = len};
-    if (nfds)
+    if (nfds) {
         s.fds = malloc(nfds * sizeof(int));
-    if (!s.data || (nfds && !s.fds)) {
+        s.tags = calloc(nfds, 1);
+    }
+    if (!s.data || (nfds && (!s.fds || !s.tags))) {
         free(s.data);
         free(s.fds);
+        free(s.tags);
         errno = ENOMEM;
         return VUF_IO_ERROR;
     }
     memcpy(s.data, buf, len);
     if (nfds)
         memcpy(s.fds, fds, nfds * sizeof(int));
+    if (nfds && tags)
+        memcpy(s.tags, tags, nfds);
     s.nfds = nfds;
     f->seg[f->nseg++] = s;
     f->pending += len;
@@ -123,8 +131,8 @@ size_t vuf_framer_pending(const vuf_framer *f)
  * whose fds are met lose them: into `take` (up to its room, the rest closed,
  * *overflow set) when take is given, else closed. With stop_at_fds, the read
  * ends after the first segment that carried fds. Returns the bytes moved. */
-static size_t take(vuf_framer *f, uint8_t *dst, size_t len, int *take_fds, size_t take_cap,
-                   size_t *ntaken, bool *overflow, bool stop_at_fds)
+static size_t take(vuf_framer *f, uint8_t *dst, size_t len, int *take_fds, uint8_t *take_tags,
+                   size_t take_cap, size_t *ntaken, bool *overflow, bool stop_at_fds)
 {
     size_t done = 0;
     while (done < len && f->head < f->nseg) {
@@ -141,6 +149,8 @@ static size_t take(vuf_framer *f, uint8_t *dst, size_t len, int *take_fds, size_
         if (had_fds && take_fds) {
             for (size_t i = 0; i < s->nfds; i++) {
                 if (*ntaken < take_cap) {
+                    if (take_tags)
+                        take_tags[*ntaken] = s->tags[i];
                     take_fds[(*ntaken)++] = s->fds[i];
                 } else {
                     close(s->fds[i]);
@@ -148,7 +158,9 @@ static size_t take(vuf_framer *f, uint8_t *dst, size_t len, int *take_fds, size_
                 }
             }
             free(s->fds);
+            free(s->tags);
             s->fds = NULL;
+            s->tags = NULL;
             s->nfds = 0;
         } else if (had_fds) {
             drop_fds(s);
@@ -174,7 +186,7 @@ static vuf_io_status incomplete(const vuf_framer *f)
     return f->closed ? VUF_IO_SHORT : VUF_IO_TIMEOUT;
 }
 
-vuf_io_status vuf_framer_next(vuf_framer *f, vuf_rx_msg *msg)
+vuf_io_status vuf_framer_next(vuf_framer *f, vuf_rx_msg *msg, uint8_t *tags)
 {
     if (!msg || (msg->payload_cap && !msg->payload)) {
         errno = EINVAL;
@@ -189,14 +201,14 @@ vuf_io_status vuf_framer_next(vuf_framer *f, vuf_rx_msg *msg)
     /* the header's first read, with room for VUF_MAX_FDS fds */
     bool overflow = false;
     msg->hdr_len =
-        take(f, msg->hdr, VUF_HDR_SIZE, msg->fds, VUF_MAX_FDS, &msg->nfds, &overflow, true);
+        take(f, msg->hdr, VUF_HDR_SIZE, msg->fds, tags, VUF_MAX_FDS, &msg->nfds, &overflow, true);
     if (overflow) {
         msg->ctrunc = true;
         close_msg_fds(msg);
     }
     /* the rest of the header: no fds */
-    msg->hdr_len +=
-        take(f, msg->hdr + msg->hdr_len, VUF_HDR_SIZE - msg->hdr_len, NULL, 0, NULL, NULL, false);
+    msg->hdr_len += take(f, msg->hdr + msg->hdr_len, VUF_HDR_SIZE - msg->hdr_len, NULL, NULL, 0,
+                         NULL, NULL, false);
     if (msg->hdr_len < VUF_HDR_SIZE) {
         close_msg_fds(msg);
         return incomplete(f);
@@ -206,11 +218,11 @@ vuf_io_status vuf_framer_next(vuf_framer *f, vuf_rx_msg *msg)
     size_t max = msg->payload_cap < VUF_MAX_PAYLOAD ? msg->payload_cap : VUF_MAX_PAYLOAD;
     if (size > max) {
         close_msg_fds(msg);
-        if (take(f, NULL, size, NULL, 0, NULL, NULL, false) < size)
+        if (take(f, NULL, size, NULL, NULL, 0, NULL, NULL, false) < size)
             return incomplete(f);
         return msg->ctrunc ? VUF_IO_CTRUNC : VUF_IO_OVERSIZE;
     }
-    msg->payload_len = take(f, msg->payload, size, NULL, 0, NULL, NULL, false);
+    msg->payload_len = take(f, msg->payload, size, NULL, NULL, 0, NULL, NULL, false);
     if (msg->payload_len < size) {
         close_msg_fds(msg);
         return incomplete(f);

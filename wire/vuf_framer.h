@@ -30,6 +30,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include "vuf_transport.h"
 
@@ -40,14 +41,16 @@ void vuf_framer_free(vuf_framer *f); /* closes the fds it still holds */
 /* Forget everything (closing held fds); open again. */
 void vuf_framer_reset(vuf_framer *f);
 
-/* A write: len bytes, and nfds fds attached to its first byte. On VUF_IO_OK
+/* A write: len bytes, and nfds fds attached to its first byte, each with a
+ * tag the reader gets back beside it (the writer's vuf_fdkind of the fd:
+ * what vuf_fd_classify would say, known without asking; may be NULL). On VUF_IO_OK
  * the framer owns the fds (it closes them when they are dropped or freed).
  * VUF_IO_ERROR with EINVAL, nothing queued and the fds not taken: more than
  * VUF_SEND_MAX_FDS fds, or fds with no byte (sendmsg's own refusals). A
  * write after vuf_framer_close is refused with EPIPE. len 0 without fds is
  * a no-op. */
 vuf_io_status vuf_framer_write(vuf_framer *f, const void *buf, size_t len, const int *fds,
-                               size_t nfds);
+                               const uint8_t *tags, size_t nfds);
 /* The writer closed its end. */
 void vuf_framer_close(vuf_framer *f);
 bool vuf_framer_closed(const vuf_framer *f);
@@ -55,7 +58,8 @@ bool vuf_framer_closed(const vuf_framer *f);
 size_t vuf_framer_pending(const vuf_framer *f);
 
 /* The next message, as vuf_recv_msg(sock, msg, 0) (the caller sets
- * msg->payload and msg->payload_cap). */
-vuf_io_status vuf_framer_next(vuf_framer *f, vuf_rx_msg *msg);
+ * msg->payload and msg->payload_cap); tags (VUF_MAX_FDS entries, or NULL)
+ * receives the tag of each of msg->fds. */
+vuf_io_status vuf_framer_next(vuf_framer *f, vuf_rx_msg *msg, uint8_t *tags);
 
 #endif

@@ -96,7 +96,7 @@ static int scenario(unsigned seed)
             dups[i] = fcntl(fds[i], F_DUPFD_CLOEXEC, 0);
         }
         CHECK(vuf_send_msg(sv[0], stream + off, w, fds, nfds, 1000) == VUF_IO_OK, "send");
-        CHECK(vuf_framer_write(f, stream + off, w, dups, nfds) == VUF_IO_OK, "framer write");
+        CHECK(vuf_framer_write(f, stream + off, w, dups, NULL, nfds) == VUF_IO_OK, "framer write");
         for (size_t i = 0; i < nfds; i++)
             close(fds[i]);
         off += w;
@@ -117,7 +117,7 @@ static int scenario(unsigned seed)
         memset(&rb, 0, sizeof rb);
         record(&ra, vuf_recv_msg(sv[1], &a, 0), &a);
         memcpy(ra.payload, p1, ra.payload_len);
-        record(&rb, vuf_framer_next(f, &b), &b);
+        record(&rb, vuf_framer_next(f, &b, NULL), &b);
         memcpy(rb.payload, p2, rb.payload_len);
         reads++;
         bool same = ra.st == rb.st && ra.hdr_len == rb.hdr_len &&
@@ -166,17 +166,17 @@ VUF_TEST(sendmsg_refusals)
     vuf_framer *f = vuf_framer_new();
     int fd = ident_fd(1);
     errno = 0;
-    CHECK(vuf_framer_write(f, NULL, 0, &fd, 1) == VUF_IO_ERROR && errno == EINVAL,
+    CHECK(vuf_framer_write(f, NULL, 0, &fd, NULL, 1) == VUF_IO_ERROR && errno == EINVAL,
           "fds without a byte are refused");
     int many[VUF_SEND_MAX_FDS + 1];
     for (size_t i = 0; i < VUF_SEND_MAX_FDS + 1; i++)
         many[i] = fd;
-    CHECK(vuf_framer_write(f, "x", 1, many, VUF_SEND_MAX_FDS + 1) == VUF_IO_ERROR,
+    CHECK(vuf_framer_write(f, "x", 1, many, NULL, VUF_SEND_MAX_FDS + 1) == VUF_IO_ERROR,
           "more than SCM_MAX_FD fds are refused");
     CHECK(ident_of(fd) == 1, "a refused write does not take its fds");
     CHECK(vuf_framer_pending(f) == 0, "nothing queued");
     vuf_framer_close(f);
-    CHECK(vuf_framer_write(f, "x", 1, NULL, 0) == VUF_IO_ERROR && errno == EPIPE,
+    CHECK(vuf_framer_write(f, "x", 1, NULL, NULL, 0) == VUF_IO_ERROR && errno == EPIPE,
           "a write after close: EPIPE");
     close(fd);
     vuf_framer_free(f);
@@ -187,12 +187,13 @@ VUF_TEST(held_fds_are_closed)
     int before = vuf_test_count_fds();
     vuf_framer *f = vuf_framer_new();
     int fds[3] = {ident_fd(1), ident_fd(2), ident_fd(3)};
-    CHECK(vuf_framer_write(f, "abcdef", 6, fds, 3) == VUF_IO_OK, "write");
+    CHECK(vuf_framer_write(f, "abcdef", 6, fds, (const uint8_t *)"\1\2\3", 3) == VUF_IO_OK,
+          "write");
     CHECK(vuf_test_count_fds() == before + 3, "held");
     vuf_framer_reset(f);
     CHECK(vuf_test_count_fds() == before, "reset closes them");
     fds[0] = ident_fd(4);
-    CHECK(vuf_framer_write(f, "abcdef", 6, fds, 1) == VUF_IO_OK, "write");
+    CHECK(vuf_framer_write(f, "abcdef", 6, fds, NULL, 1) == VUF_IO_OK, "write");
     vuf_framer_free(f);
     CHECK(vuf_test_count_fds() == before, "free closes them");
 }
