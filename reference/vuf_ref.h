@@ -61,6 +61,11 @@ void vuf_ref_config_default(vuf_ref_config *cfg);
  * unsupported (vuf_ref_unsupported lists them), not a failure. */
 vuf_ref *vuf_ref_new(const vuf_spec *spec, const vuf_ref_config *cfg, char *err, size_t errcap);
 void vuf_ref_free(vuf_ref *d); /* closes every fd the device holds */
+/* The device as new with this configuration (a new session), without
+ * allocating: every fd closed, every mapping dropped, every per-connection
+ * state forgotten. The counters (accepted, refused, chains, passes) go on.
+ * -1 with a reason when the configuration is unusable. */
+int vuf_ref_reset(vuf_ref *d, const vuf_ref_config *cfg, char *err, size_t errcap);
 
 /* ---- what to do ---- */
 
