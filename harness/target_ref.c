@@ -43,6 +43,8 @@ typedef struct {
     bool poked;
     uint8_t *pool, *guard; /* reserved area; the disk ends at guard */
     uint64_t disk_size, disk_high;
+    uint64_t passes_at_begin; /* the device reads and writes the disk only in ring passes */
+    bool resized;
     vuf_ref_config cfg;
 } ref_target;
 
@@ -131,7 +133,7 @@ static int r_connect(vuf_target *t)
                            .ctx = r};
     if (r->inproc) {
         vuf_framer_reset(r->framer);
-        r->conn = vuf_ref_conn_new_direct(r->dev, sv[1], r->framer, &o);
+        r->conn = vuf_ref_conn_new_direct(r->dev, sv[1], sv[0], r->framer, &o);
     } else {
         r->conn = vuf_ref_conn_new(r->dev, sv[1], &o);
     }
@@ -249,10 +251,13 @@ static int r_begin(vuf_target *t, const vuf_target_config *c, char *err, size_t 
     r->cfg.disk = disk_at(r, size);
     r->cfg.disk_size = size;
     r->cfg.queues = c->queues;
+    r->resized = false;
     if (!r->dev) {
         r->dev = vuf_ref_new(r->spec, &r->cfg, err, errcap);
+        r->passes_at_begin = 0;
         return r->dev ? 0 : -1;
     }
+    r->passes_at_begin = vuf_ref_ring_passes(r->dev);
     return vuf_ref_reset(r->dev, &r->cfg, err, errcap);
 }
 
@@ -260,7 +265,8 @@ static void r_end(vuf_target *t)
 {
     ref_target *r = rt(t);
     r_disconnect(t);
-    if (r->disk_high) {
+    bool touched = r->resized || (r->dev && vuf_ref_ring_passes(r->dev) != r->passes_at_begin);
+    if (r->disk_high && touched) {
         /* zero again, cheaply: the pages the disk spanned */
         uintptr_t lo = (uintptr_t)(r->guard - r->disk_high) & ~(uintptr_t)(PAGE - 1);
         madvise((void *)lo, (size_t)((uintptr_t)r->guard - lo), MADV_DONTNEED);
@@ -280,6 +286,7 @@ static void r_resize(vuf_target *t, uint64_t size)
     if (size > keep)
         memset(nd + keep, 0, size - keep); /* a grow reads zeros */
     r->disk_size = size;
+    r->resized = true;
     if (size > r->disk_high)
         r->disk_high = size;
     if (r->conn) {
