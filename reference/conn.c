@@ -180,6 +180,21 @@ static vuf_ref_conn *conn_new(vuf_ref *dev, int main_fd, const vuf_ref_conn_opts
     return c;
 }
 
+void vuf_ref_conn_reopen(vuf_ref_conn *c, int main_fd, int peer_fd)
+{
+    vuf_ref_conn_close(c);
+    c->main_fd = main_fd;
+    c->open = true;
+    c->be_deadline = 0;
+    c->be_gave_up = 0;
+    c->identity = false;
+    c->identity_peer = c->direct ? peer_fd : -1;
+    c->be_polled = -1;
+    vuf_endpoint_set_fd(c->main, main_fd);
+    vuf_ref_out_clear(&c->out);
+    vuf_endpoint_emit_open(c->main, VUF_SIDE_FRONTEND);
+}
+
 vuf_ref_conn *vuf_ref_conn_new(vuf_ref *dev, int main_fd, const vuf_ref_conn_opts *o)
 {
     return conn_new(dev, main_fd, o);
