@@ -36,7 +36,8 @@ vuf_framer *vuf_framer_new(void)
 static void drop_fds(vuf_framer *f, segment *s)
 {
     for (size_t i = 0; i < s->nfds; i++)
-        close(f->fds[s->fd0 + i]);
+        if (f->fds[s->fd0 + i] >= 0)
+            close(f->fds[s->fd0 + i]);
     s->nfds = 0;
 }
 
@@ -156,7 +157,8 @@ static size_t take(vuf_framer *f, uint8_t *dst, size_t len, int *take_fds, uint8
                         take_tags[*ntaken] = f->tags[s->fd0 + i];
                     take_fds[(*ntaken)++] = f->fds[s->fd0 + i];
                 } else {
-                    close(f->fds[s->fd0 + i]);
+                    if (f->fds[s->fd0 + i] >= 0)
+                        close(f->fds[s->fd0 + i]);
                     *overflow = true;
                 }
             }
@@ -170,6 +172,26 @@ static size_t take(vuf_framer *f, uint8_t *dst, size_t len, int *take_fds, uint8
             break;
     }
     return done;
+}
+
+bool vuf_framer_ready(const vuf_framer *f)
+{
+    if (f->pending < VUF_HDR_SIZE)
+        return false;
+    /* the header's 12 bytes may span segments */
+    uint8_t hdr[VUF_HDR_SIZE];
+    size_t got = 0;
+    for (size_t i = f->head; i < f->nseg && got < VUF_HDR_SIZE; i++) {
+        const segment *s = &f->seg[i];
+        size_t n = s->len - s->read;
+        if (n > VUF_HDR_SIZE - got)
+            n = VUF_HDR_SIZE - got;
+        memcpy(hdr + got, f->bytes + s->off + s->read, n);
+        got += n;
+    }
+    uint32_t size;
+    memcpy(&size, hdr + 8, sizeof size);
+    return f->pending - VUF_HDR_SIZE >= size;
 }
 
 static void close_msg_fds(vuf_rx_msg *m)
