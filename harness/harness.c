@@ -97,7 +97,8 @@ struct vuf_harness {
     int kick[VUF_H_MAX_QUEUES]; /* the eventfd the front-end kicks queue q with, or -1 */
     narrowing narrow;
     uint64_t passes;
-    bool injected; /* the oracle self-test's stray write was made this session */
+    bool injected;    /* the oracle self-test's stray write was made this session */
+    bool peer_closed; /* stop_on_peer_close: the peer closed the main channel */
     /* the fd accounting */
     int received[MAX_RECEIVED];
     size_t nreceived;
@@ -136,6 +137,8 @@ static void judge(vuf_harness *h, size_t from)
 {
     for (size_t i = from; i < vuf_checker_violation_count(h->chk); i++) {
         const vuf_violation *v = vuf_checker_violation(h->chk, i);
+        if (h->o.on_violation)
+            h->o.on_violation(h->o.ctx, v);
         if (v->side != h->side)
             continue;
         if (v->rule->level == VUF_MUST)
@@ -240,6 +243,9 @@ static void on_event(void *ctx, const vuf_event *ev)
     vuf_checker_feed(h->chk, ev);
     judge(h, before);
     model_event(h, ev);
+    if (h->o.stop_on_peer_close && ev->kind == VUF_EV_CLOSE && ev->channel == VUF_CHAN_FRONTEND &&
+        ev->sender == h->side)
+        h->peer_closed = true;
     if (h->async && ev->kind == VUF_EV_MSG && ev->channel == VUF_CHAN_FRONTEND &&
         ev->len >= VUF_HDR_SIZE) {
         vuf_hdr hd;
@@ -454,7 +460,7 @@ static void disconnect(vuf_harness *h)
 
 static void connect_dev(vuf_harness *h)
 {
-    if (h->t->ops->connected(h->t))
+    if (h->t->ops->connected(h->t) || h->peer_closed)
         return;
     if (h->t->ops->main_fd(h->t) >= 0)
         disconnect(h); /* the peer closed it: what remains of that connection */
@@ -774,6 +780,7 @@ vuf_finding vuf_harness_run(vuf_harness *h, const Vuf__Session *s)
     h->be_last_id = 0;
     h->narrow.active = false;
     h->injected = false;
+    h->peer_closed = false;
     h->nreceived = 0;
     h->received_overflow = false;
     for (int i = 0; i < VUF_H_MAX_QUEUES; i++)
@@ -794,7 +801,7 @@ vuf_finding vuf_harness_run(vuf_harness *h, const Vuf__Session *s)
         connect_dev(h);
         size_t n = s->n_actions < MAX_ACTIONS ? s->n_actions : MAX_ACTIONS;
         size_t batch = 0, nbatch = 0;
-        for (size_t i = 0; i < n && !h->f.kind; i++) {
+        for (size_t i = 0; i < n && !h->f.kind && !h->peer_closed; i++) {
             h->action = i + 1;
             if (h->o.on_action)
                 h->o.on_action(h->o.ctx, i + 1, s->actions[i]);
