@@ -437,6 +437,22 @@ vuf_trace *vuf_trace_load_file(const vuf_spec *s, const char *path, vuf_diag *di
 
 /* ---------- printing ---------- */
 
+/* Append to out[0..cap) at *len, snprintf style: *len counts what would
+ * have been written, out may be NULL to measure. */
+static void emit(char *out, size_t cap, size_t *len, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+
+static void emit(char *out, size_t cap, size_t *len, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    int k = out && *len < cap ? vsnprintf(out + *len, cap - *len, fmt, ap)
+                              : vsnprintf(NULL, 0, fmt, ap);
+    va_end(ap);
+    if (k > 0)
+        *len += (size_t)k;
+}
+
 int vuf_trace_format_event(const vuf_spec *s, const vuf_event *ev, char *out, size_t cap)
 {
     const char *ch = ev->channel == VUF_CHAN_BACKEND ? "backend" : "main";
@@ -453,13 +469,7 @@ int vuf_trace_format_event(const vuf_spec *s, const vuf_event *ev, char *out, si
                         ch, hex);
     }
     size_t len = 0;
-#define EMIT(...)                                                                                  \
-    do {                                                                                           \
-        int k_ = snprintf(out ? out + (len < cap ? len : cap) : NULL, len < cap ? cap - len : 0,   \
-                          __VA_ARGS__);                                                            \
-        if (k_ > 0)                                                                                \
-            len += (size_t)k_;                                                                     \
-    } while (0)
+#define EMIT(...) emit(out, cap, &len, __VA_ARGS__)
     EMIT("%s %s ", ev->sender == VUF_SIDE_BACKEND ? "B>F" : "F>B", ch);
     if (v.def)
         EMIT("%s", v.def->name);

@@ -331,7 +331,8 @@ static void test_binary_round_trips(void)
     m.name = name;
     m.has_need_reply = m.need_reply = true;
     char *text = vuf_session_format_text(S, &s);
-    CHECK(text && !strcmp(text, "F>B main Set_Slave_Req_Fd need_reply\n"), "got '%s'", text);
+    CHECK(text && !strcmp(text, "F>B main Set_Slave_Req_Fd need_reply\n"), "got '%s'",
+          text ? text : "(null)");
     vuf_diag d;
     Vuf__Session *back = text ? parse(text, &d) : NULL;
     CHECK(back && packed_equal(&s, back), "a former name in any case round trips");
@@ -376,7 +377,7 @@ static void test_binary_round_trips(void)
     m.n_fields = 1;
     m.fields = &fp;
     text = vuf_session_format_text(S, &s);
-    CHECK(text && !strcmp(text, "F>B main 8 a?b?c?d=0xc\n"), "got '%s'", text);
+    CHECK(text && !strcmp(text, "F>B main 8 a?b?c?d=0xc\n"), "got '%s'", text ? text : "(null)");
     back = text ? parse(text, &d) : NULL;
     CHECK(!back && d.line == 1 && d.col == 12 && strstr(d.text, "unknown field"),
           "the bad path is refused at 1:12: %u:%u %s", d.line, d.col, d.text);
