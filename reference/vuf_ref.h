@@ -87,6 +87,7 @@ typedef struct {
     bool backend_closed; /* the device closed (or replaced) the back-end channel */
     bool close;          /* close the main connection (the policy's last resort) */
     const char *reason;  /* why a request was refused or the session closed */
+    const char *rule;    /* the catalogue rule it broke (docs/rules.md), NULL if none */
 } vuf_ref_out;
 
 void vuf_ref_out_init(vuf_ref_out *o);

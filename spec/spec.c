@@ -106,12 +106,9 @@ int vuf_verb_parse(const char *s, vuf_verb *out)
 
 /* The words of each normative verb, lower case, matched on word boundaries.
  * docs/rules.md ("Levels") lists the same forms for people. */
-static const char *const must_forms[] = {"must",          "only legal if",
-                                         "only valid if", "requires",
-                                         "required",      "has to",
-                                         "have to",       "needs to",
-                                         "need to",       "is considered an error",
-                                         "invalid",       NULL};
+static const char *const must_forms[] = {
+    "must",     "only legal if", "only valid if",       "requires", "required", "has to", "have to",
+    "needs to", "need to",       "considered an error", "invalid",  NULL};
 static const char *const should_forms[] = {"should", "is recommended", "not advised", NULL};
 static const char *const may_forms[] = {"may", "can", NULL};
 
@@ -127,6 +124,14 @@ static bool has_form(const char *lower, const char *const *forms)
         }
     }
     return false;
+}
+
+const char *const *vuf_verb_forms(vuf_verb v)
+{
+    return v == VUF_VERB_MUST     ? must_forms
+           : v == VUF_VERB_SHOULD ? should_forms
+           : v == VUF_VERB_MAY    ? may_forms
+                                  : NULL;
 }
 
 vuf_verb vuf_verb_detect(const char *sentence)
@@ -516,6 +521,19 @@ const vuf_device_def *vuf_spec_device(const vuf_spec *s, const char *name)
         if (!strcasecmp(s->devices[i]->name, name))
             return s->devices[i];
     return NULL;
+}
+
+void vuf_spec_device_names(const vuf_spec *s, char *out, size_t cap)
+{
+    size_t len = 0;
+    if (cap)
+        out[0] = 0;
+    for (size_t i = 0; i < s->ndevices && len < cap; i++) {
+        int n = snprintf(out + len, cap - len, "%s%s", i ? ", " : "", s->devices[i]->name);
+        if (n < 0)
+            return;
+        len += (size_t)n;
+    }
 }
 
 size_t vuf_spec_payload_count(const vuf_spec *s)

@@ -54,6 +54,9 @@ int vuf_verb_parse(const char *s, vuf_verb *out);
  * SHOULD, else MAY, else DESCRIBES (docs/rules.md lists the forms). Lint
  * compares it with the verb the table declares. */
 vuf_verb vuf_verb_detect(const char *sentence);
+/* The words vuf_verb_detect looks for (NULL-terminated), or NULL for a verb
+ * without forms (defines, describes, silent). */
+const char *const *vuf_verb_forms(vuf_verb v);
 
 /* A diagnostic from the loader or lint. */
 typedef struct {
@@ -311,6 +314,8 @@ int vuf_spec_feature_bit(const vuf_spec *s, vuf_space sp, const char *name);
 size_t vuf_spec_device_count(const vuf_spec *s);
 const vuf_device_def *vuf_spec_device_at(const vuf_spec *s, size_t i);
 const vuf_device_def *vuf_spec_device(const vuf_spec *s, const char *name);
+/* "blk, net, ..." for messages that list the device types. */
+void vuf_spec_device_names(const vuf_spec *s, char *out, size_t cap);
 
 size_t vuf_spec_payload_count(const vuf_spec *s);
 const vuf_payload_def *vuf_spec_payload_at(const vuf_spec *s, size_t i);
