@@ -381,23 +381,33 @@ static void check_iotlb(run *r, const vuf_msg_def *d)
                st->nregions ? "" : " (no memory table was sent)");
 }
 
-/* A ring starts (SET_VRING_KICK, VRING_KICK): its user addresses must lie in
- * the memory regions. */
-static void check_ring_start(run *r, const vuf_msg_def *d)
+/* Ring addresses are user addresses (without IOMMU_PLATFORM) and must lie in
+ * the memory regions: when SET_VRING_ADDR gives them while regions exist,
+ * and when the ring starts (SET_VRING_KICK, VRING_KICK). */
+static void check_ring_addrs(run *r, const vuf_msg_def *d)
 {
     const vuf_msgcheck_state *st = r->st;
     const vuf_msg_view *v = r->m->v;
     uint64_t idx, addr[3];
     int iommu = vuf_spec_feature_bit(r->s, VUF_SPACE_VIRTIO, "IOMMU_PLATFORM");
-    if (!st->mem_covers || !st->ring_addrs || !d->vring.present ||
-        !(is_msg(r->s, d, "SET_VRING_KICK") || is_msg(r->s, d, "VRING_KICK")) ||
-        !vuf_field_read(&d->vring, v->payload, v->payload_len, &idx) ||
-        !st->ring_addrs(st->mem, (uint32_t)idx, addr))
+    bool set_addr = is_msg(r->s, d, "SET_VRING_ADDR");
+    bool start = is_msg(r->s, d, "SET_VRING_KICK") || is_msg(r->s, d, "VRING_KICK");
+    if (!st->mem_covers || !d->vring.present || !(set_addr || start) ||
+        !vuf_field_read(&d->vring, v->payload, v->payload_len, &idx))
         return;
     if (iommu >= 0 && st->features_acked_known && (st->features_acked >> iommu & 1))
         return; /* ring addresses are IOVAs, translated later through the IOTLB */
     static const char *const what[3] = {"descriptor table", "avail ring", "used ring"};
-    if (!st->nregions) {
+    static const char *const field[3] = {"desc", "avail", "used"};
+    if (set_addr) {
+        if (!st->nregions) /* the memory table may come before the ring starts */
+            return;
+        for (int i = 0; i < 3; i++)
+            if (!read_named(d->request, field[i], v, &addr[i]))
+                return;
+    } else if (!st->ring_addrs || !st->ring_addrs(st->mem, (uint32_t)idx, addr)) {
+        return;
+    } else if (!st->nregions) {
         report(r, VUF_RULE_RING_ADDR_UNMAPPED, NULL,
                "ring %llu starts with no memory table (no SET_MEM_TABLE or ADD_MEM_REG): the "
                "front-end shares no guest memory (QEMU: a memory backend with share=on)",
@@ -407,8 +417,10 @@ static void check_ring_start(run *r, const vuf_msg_def *d)
     for (int i = 0; i < 3; i++)
         if (!st->mem_covers(st->mem, addr[i], 1)) {
             report(r, VUF_RULE_RING_ADDR_UNMAPPED, NULL,
-                   "ring %llu starts with its %s at 0x%llx outside every memory region",
-                   (unsigned long long)idx, what[i], (unsigned long long)addr[i]);
+                   "ring %llu %s its %s at 0x%llx outside every "
+                   "memory region",
+                   (unsigned long long)idx, set_addr ? "has" : "starts with", what[i],
+                   (unsigned long long)addr[i]);
             return;
         }
 }
@@ -435,7 +447,7 @@ bool vuf_msgcheck_request(const vuf_spec *s, const vuf_msgcheck_msg *m,
      * sent at all), then the payload's shape, then its values */
     static void (*const checks[])(run *, const vuf_msg_def *) = {
         check_gates,  check_after,     check_size,     check_fds,   check_vring,
-        check_values, check_req_spans, check_features, check_iotlb, check_ring_start};
+        check_values, check_req_spans, check_features, check_iotlb, check_ring_addrs};
     for (size_t i = 0; i < sizeof checks / sizeof checks[0] && !r.stopped; i++)
         checks[i](&r, d);
     return !r.stopped;

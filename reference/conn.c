@@ -24,6 +24,7 @@ struct vuf_ref_conn {
     bool open;
     vuf_ref_conn_opts o;
     int64_t be_deadline; /* ms on CLOCK_MONOTONIC, 0 = none */
+    bool be_timed_out;   /* a back-end request's reply was given up: a late one may come */
     bool identity;       /* the device knows the main socket's inodes */
     uint8_t buf[VUF_HDR_SIZE + VUF_PAYLOAD_MAX];
     vuf_ref_out out;
@@ -68,6 +69,22 @@ static void emit_msg_kinds(vuf_ref_conn *c, vuf_side s, vuf_channel ch, const ui
                     .len = len,
                     .fds = kinds,
                     .nfds = nfds};
+    c->o.on_event(c->o.ctx, &ev);
+}
+
+/* What the device did that is not on the wire (a refusal and its rule, a
+ * reply given up, a late reply ignored): a note event of the trace. */
+static void emit_note(vuf_ref_conn *c, vuf_note_kind k, vuf_channel ch, const char *rule,
+                      const char *text)
+{
+    if (!c->o.on_event)
+        return;
+    vuf_event ev = {.kind = VUF_EV_NOTE,
+                    .sender = VUF_SIDE_BACKEND,
+                    .channel = ch,
+                    .note = k,
+                    .rule = rule,
+                    .text = text};
     c->o.on_event(c->o.ctx, &ev);
 }
 
@@ -207,10 +224,19 @@ static bool read_one(vuf_ref_conn *c, vuf_channel ch)
             }
         }
         emit_msg_kinds(c, VUF_SIDE_FRONTEND, ch, c->buf, len, kinds, rx.nfds);
+        bool waiting = vuf_ref_backend_waiting(c->dev);
         if (ch == VUF_CHAN_FRONTEND)
             vuf_ref_handle(c->dev, c->buf, len, rx.fds, kinds, rx.nfds, &c->out);
         else
             vuf_ref_handle_backend(c->dev, c->buf, len, rx.fds, kinds, rx.nfds, &c->out);
+        /* the reason the device gave: a refusal, or on the back-end channel a
+         * reply it ignored (late, after it gave up waiting) */
+        if (c->out.reason && ch == VUF_CHAN_BACKEND && c->be_timed_out)
+            emit_note(c, VUF_NOTE_LATE, ch, NULL, c->out.reason);
+        else if (c->out.reason)
+            emit_note(c, VUF_NOTE_REFUSE, ch, c->out.rule, c->out.reason);
+        if (ch == VUF_CHAN_BACKEND && waiting && !vuf_ref_backend_waiting(c->dev))
+            c->be_timed_out = false; /* the awaited reply came */
         if (ch == VUF_CHAN_BACKEND && !vuf_ref_backend_waiting(c->dev))
             c->be_deadline = 0;
         apply(c);
@@ -303,6 +329,11 @@ void vuf_ref_conn_backend_timeout(vuf_ref_conn *c)
 {
     if (!c->open)
         return;
+    if (vuf_ref_backend_waiting(c->dev)) {
+        emit_note(c, VUF_NOTE_TIMEOUT, VUF_CHAN_BACKEND, NULL,
+                  "no reply to the back-end request in time: given up");
+        c->be_timed_out = true;
+    }
     c->be_deadline = 0;
     vuf_ref_backend_timeout(c->dev, &c->out);
     apply(c);

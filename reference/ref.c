@@ -801,8 +801,6 @@ static bool dev_finding(void *arg, const vuf_finding *f)
  * names the catalogue rule when there is one. */
 static const char *validate(vuf_ref *d, ctx *c, const handler *h)
 {
-    if (c->def && !h)
-        return "not supported by this device";
     /* the size of every fd the message maps from, when the handler uses them */
     uint64_t sizes[VUF_EV_MAX_FDS];
     bool know_sizes = h && h->uses_fds && c->nfds <= VUF_EV_MAX_FDS;
@@ -828,6 +826,8 @@ static const char *validate(vuf_ref *d, ctx *c, const handler *h)
         return c->why;
     if (!c->def)
         return c->hdr.request == 0 ? "request id 0 is invalid" : "unknown request id";
+    if (!h)
+        return "not supported by this device";
     /* the queues the handlers index, whatever the table's device types say */
     uint64_t idx;
     if (c->def->vring.present &&

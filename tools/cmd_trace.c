@@ -9,17 +9,20 @@
 #include <stdlib.h>
 #include <string.h>
 
-static const char usage_line[] = "usage: vufuzz trace print [--spec FILE] FILE...";
+static const char usage_line[] = "usage: vufuzz trace print|canon [--spec FILE] FILE...";
 
 static void usage(FILE *f)
 {
     fprintf(f,
             "%s\n\n"
-            "Print conversations in the trace format (docs/trace-format.md) for people: each\n"
-            "event with its line, sender, channel, message name and id, request or reply,\n"
-            "flags, payload size and fds, then one decoded field per line (a count field\n"
-            "the payload agrees with is left out, as in the trace). Device notes show who\n"
-            "refused what, and why.\n\n"
+            "print  conversations in the trace format (docs/trace-format.md) for people:\n"
+            "       each event with its line, sender, channel, message name and id, request\n"
+            "       or reply, flags, payload size and fds, then one decoded field per line (a\n"
+            "       count field the payload agrees with is left out, as in the trace). Device\n"
+            "       notes show who refused what, and why.\n"
+            "canon  the same conversations in the trace format as vufuzz writes it: names\n"
+            "       and fields for numeric ids and raw= bytes (lossless: the same wire bytes\n"
+            "       and fd kinds); comments are dropped.\n\n"
             "  --spec FILE  the table to decode with (default: built-in)\n\n"
             "Exit status: 0 printed, 2 a file that does not read or parse.\n",
             usage_line);
@@ -148,13 +151,14 @@ static void print_event(const vuf_spec *s, const char *file, const vuf_event *ev
 int vuf_cmd_trace(int argc, char **argv)
 {
     static const vuf_cli_opt opts[] = {{"--spec", "FILE"}, {NULL, NULL}};
-    if (argc < 2 || strcmp(argv[1], "print")) {
+    bool canon = argc >= 2 && !strcmp(argv[1], "canon");
+    if (argc < 2 || (strcmp(argv[1], "print") && !canon)) {
         if (argc >= 2 && vuf_cli_is_help(argv[1])) {
             usage(stdout);
             return 0;
         }
         if (argc < 2)
-            return vuf_cli_usage_error("trace", usage_line, "no subcommand (print)");
+            return vuf_cli_usage_error("trace", usage_line, "no subcommand (print or canon)");
         return vuf_cli_usage_error("trace", usage_line, "unknown subcommand '%s'", argv[1]);
     }
     const char *spec = NULL, *val;
@@ -163,7 +167,7 @@ int vuf_cmd_trace(int argc, char **argv)
     if (!files)
         return 2;
     vuf_cli_parser p;
-    vuf_cli_init(&p, "trace print", usage_line, opts, argc - 1, argv + 1);
+    vuf_cli_init(&p, canon ? "trace canon" : "trace print", usage_line, opts, argc - 1, argv + 1);
     int rc = 0;
     for (int k; (k = vuf_cli_next(&p, &val)) != VUF_CLI_END;) {
         if (k == VUF_CLI_HELP) {
@@ -199,10 +203,23 @@ int vuf_cmd_trace(int argc, char **argv)
         }
         unsigned dl;
         const char *dev = vuf_trace_device(t, &dl);
-        if (dev)
+        if (dev && canon)
+            printf("device %s\n", dev);
+        else if (dev)
             printf("%s:%u  device %s\n", files[i], dl, dev);
-        for (size_t e = 0; e < vuf_trace_count(t); e++)
-            print_event(s, files[i], vuf_trace_event(t, e));
+        for (size_t e = 0; e < vuf_trace_count(t); e++) {
+            if (!canon) {
+                print_event(s, files[i], vuf_trace_event(t, e));
+                continue;
+            }
+            int n = vuf_trace_format_event(s, vuf_trace_event(t, e), NULL, 0);
+            char *line = n >= 0 ? malloc((size_t)n + 1) : NULL;
+            if (line) {
+                vuf_trace_format_event(s, vuf_trace_event(t, e), line, (size_t)n + 1);
+                printf("%s\n", line);
+                free(line);
+            }
+        }
         vuf_trace_free(t);
     }
     vuf_spec_release(s);

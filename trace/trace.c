@@ -614,6 +614,12 @@ int vuf_trace_format_event(const vuf_spec *s, const vuf_event *ev, char *out, si
         EMIT(" hdr.size=%u", v.hdr.size);
     if (!v.payload_len && v.layout && !v.layout->is_empty && v.layout->fixed_size)
         EMIT(" raw="); /* no bytes where the layout has some */
+    /* a reply explicit only in some states (reply-always-if): 8 bytes print
+     * as the ack they most often are (the parser tries the explicit layout
+     * first, then the ack's: the same bytes either way) */
+    if (v.is_reply && v.def && v.def->reply != VUF_REPLY_ALWAYS &&
+        v.def->reply_cond != VUF_COND_NONE && v.payload_len == 8)
+        v.layout = vuf_reply_layout(s, v.def, false);
     if (v.payload_len) {
         /* fields when the bytes fit the layout the parser will pick */
         char tmp[16384];

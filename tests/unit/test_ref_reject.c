@@ -732,6 +732,37 @@ static void test_backend_req_fd(void)
     vuf_ref_free(d);
 }
 
+/* The usual setup mistake, QEMU without a shared memory backend: the rings'
+ * addresses and a kick, no memory table. The device refuses to start the
+ * ring, naming RING-ADDR-UNMAPPED, and says what is missing; with a memory
+ * table it starts it. */
+static void test_ring_start_needs_memory(void)
+{
+    vuf_ref *d = dev_ready(1, FULL, BASE_FEATURES);
+    send_msg(d, "", R_ACK, "SET_VRING_NUM need_reply index=0 num=16");
+    send_msg(d, "", R_ACK,
+             "SET_VRING_ADDR need_reply index=0 flags=0 desc=0x100000 used=0x101000 "
+             "avail=0x100800 log_guest_addr=0");
+    result r = send_msg(d, "eventfd", R_NACK, "SET_VRING_KICK need_reply u64=0");
+    CHECK(r.rule && !strcmp(r.rule, "RING-ADDR-UNMAPPED") && r.reason &&
+              strstr(r.reason, "no memory table") && strstr(r.reason, "share=on"),
+          "refused: %s: %s", r.rule ? r.rule : "-", r.reason ? r.reason : "-");
+    CHECK(vuf_ref_kick_fd(d, 0) < 0, "no kick fd installed");
+    r = send_msg(d, "", R_NACK, "SET_VRING_KICK need_reply u64=0x100"); /* polled: starts now */
+    CHECK(r.rule && !strcmp(r.rule, "RING-ADDR-UNMAPPED"), "a polled ring neither");
+    send_msg(d, "", R_CLOSE, "SET_VRING_KICK u64=0x100");
+    send_msg(d, "memfd", R_ACK, "SET_MEM_TABLE need_reply " REGION0);
+    /* outside the region now that there is one: refused at SET_VRING_ADDR */
+    r = send_msg(d, "", R_NACK,
+                 "SET_VRING_ADDR need_reply index=0 flags=0 desc=0x200000 used=0x101000 "
+                 "avail=0x100800 log_guest_addr=0");
+    CHECK(r.rule && !strcmp(r.rule, "RING-ADDR-UNMAPPED"), "outside: %s",
+          r.reason ? r.reason : "-");
+    send_msg(d, "eventfd", R_ACK, "SET_VRING_KICK need_reply u64=0");
+    CHECK(vuf_ref_kick_fd(d, 0) >= 0, "with memory, the ring starts");
+    vuf_ref_free(d);
+}
+
 static void test_gates(void)
 {
     vuf_ref *d = dev_new(1, false);
@@ -1024,6 +1055,7 @@ int main(void)
         {"fd_counts_and_kinds", test_fd_counts_and_kinds},
         {"memory", test_memory},
         {"backend_req_fd", test_backend_req_fd},
+        {"ring_start_needs_memory", test_ring_start_needs_memory},
         {"gates", test_gates},
         {"unknown_and_framing", test_unknown_and_framing},
         {"protocol_features", test_protocol_features},
