@@ -235,10 +235,11 @@ static void check_vring(run *r, const vuf_msg_def *d)
     uint64_t rings = (uint64_t)st->queue_num * st->device->rings_per_queue;
     if (idx >= rings)
         report(r, VUF_RULE_VRING_INDEX, NULL,
-               "vring %llu, but GET_QUEUE_NUM said %u %s (%llu ring%s for a %s device)",
+               "vring %llu is beyond the %u %s%s GET_QUEUE_NUM reports (%llu ring%s for a %s "
+               "device)",
                (unsigned long long)idx, st->queue_num,
-               st->device->rings_per_queue == 2 ? "queue pairs" : "queues",
-               (unsigned long long)rings, rings == 1 ? "" : "s", st->device->name);
+               st->device->rings_per_queue == 2 ? "queue pair" : "queue", vuf_plural(st->queue_num),
+               (unsigned long long)rings, vuf_plural(rings), st->device->name);
 }
 
 static void check_fds(run *r, const vuf_msg_def *d)

@@ -313,6 +313,9 @@ static void payload_sig(const vuf_payload_def *p, char *out, size_t cap)
         len += (size_t)snprintf(out + len, cap - len, " %s@%u/%u%s%s", f->name ? f->name : "pad",
                                 f->offset, f->size, f->type == VUF_FT_VARRAY ? "[]" : "",
                                 f->element ? f->element->name : "");
+        if (f->type == VUF_FT_VARRAY && len < cap)
+            len += (size_t)snprintf(out + len, cap - len, " max %u (%s)", f->max_count,
+                                    vuf_verb_name(f->max_quote.verb));
     }
     for (size_t i = 0; i < p->nspans && len < cap; i++)
         len += (size_t)snprintf(
@@ -435,7 +438,23 @@ size_t vuf_spec_diff(const vuf_spec *A, const vuf_spec *B, void (*fn)(void *, co
                 dout(&d, "~ %s: %s", what,
                      b->provisional ? "now provisional" : "no longer provisional");
             diff_mask(&d, A, B, what, "requires", (vuf_space)sp, a->requires, b->requires);
+            if (a->requires && b->requires)
+                diff_str(&d, what, "requires verb", vuf_verb_name(a->requires_quote.verb),
+                         vuf_verb_name(b->requires_quote.verb));
         }
+    }
+    for (size_t i = 0; i < vuf_spec_device_count(A); i++) {
+        const vuf_device_def *a = vuf_spec_device_at(A, i), *b = vuf_spec_device(B, a->name);
+        if (!b)
+            dout(&d, "- device %s removed", a->name);
+        else if (a->rings_per_queue != b->rings_per_queue)
+            dout(&d, "~ device %s: rings per queue changed: %u -> %u", a->name, a->rings_per_queue,
+                 b->rings_per_queue);
+    }
+    for (size_t i = 0; i < vuf_spec_device_count(B); i++) {
+        const vuf_device_def *b = vuf_spec_device_at(B, i);
+        if (!vuf_spec_device(A, b->name))
+            dout(&d, "+ device %s added (%u rings per queue)", b->name, b->rings_per_queue);
     }
     for (size_t i = 0; i < vuf_spec_payload_count(A); i++) {
         const vuf_payload_def *a = vuf_spec_payload_at(A, i);
