@@ -33,7 +33,6 @@ typedef struct {
     uint8_t seen_before; /* seen[] of the request's id before it */
     /* the responder's REFUSE note, the requester's TIMEOUT note */
     bool refused, timed_out;
-    char refusal[160];
 } pending_t;
 
 typedef struct {
@@ -301,11 +300,15 @@ static void owed_missing(vuf_checker *c, vuf_channel ch, int closer, const char 
     if (p->active && p->owed) {
         vuf_side responder = responder_of(c, ch);
         if (closer == (int)responder) {
-            if (!p->broke_must)
+            /* a responder that gave its reason (a REFUSE note) refused a
+             * request it could not carry out: a device's own limit is not
+             * in the table, and closing is how a reply without a failure
+             * form fails */
+            if (!p->broke_must && !p->refused)
                 report(c, VUF_RULE_REACT_CLOSE, responder,
                        "closed the channel instead of answering %s (line %u), which broke no "
-                       "rule%s%s",
-                       pname(p), p->line, p->refused ? "; it said: " : "", p->refusal);
+                       "rule",
+                       pname(p), p->line);
         } else if (closer < 0 && p->timed_out) {
             c->late[ch] = *p; /* its reply may still come, late */
         } else if (closer < 0) {
@@ -566,14 +569,8 @@ static void on_note(vuf_checker *c, const vuf_event *ev)
     switch (ev->note) {
     case VUF_NOTE_REFUSE:
         /* the responder refused the latest request: its NACK or close follows */
-        if (p->active) {
+        if (p->active && ev->sender == responder_of(c, ch))
             p->refused = true;
-            snprintf(p->refusal, sizeof p->refusal, "refused%s%s%s%s", ev->rule ? " (" : "",
-                     ev->rule ? ev->rule : "", ev->rule ? ")" : "", ev->text ? ": " : "");
-            if (ev->text)
-                snprintf(p->refusal + strlen(p->refusal), sizeof p->refusal - strlen(p->refusal),
-                         "%s", ev->text);
-        }
         break;
     case VUF_NOTE_TIMEOUT:
         /* the requester stopped waiting: a reply may still come, late */
@@ -671,4 +668,10 @@ size_t vuf_checker_end_capture(vuf_checker *c)
         }
     }
     return c->nincomplete;
+}
+
+bool vuf_checker_reply_owed(const vuf_checker *c, vuf_channel ch)
+{
+    const pending_t *p = &c->pending[ch < VUF_CHAN_COUNT ? ch : VUF_CHAN_FRONTEND];
+    return p->active && p->owed && !c->closed[ch];
 }

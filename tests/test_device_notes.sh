@@ -73,7 +73,7 @@ want() { # want DESC PATTERN: a line of the trace
 }
 want "the refusal, with its reason, before the NACK" '^note main refuse by=B -- queue size not a power of 2'
 want "a refusal names the catalogue rule" '^note main refuse by=B rule=VRING-INDEX -- '
-want "the back-end request given up" '^note backend timeout by=B -- no reply'
+want "the back-end request given up" '^note backend timeout by=B -- '
 want "the late reply ignored" '^note backend late by=B -- '
 grep -A1 '^note main refuse by=B -- queue size' "$tmp/t" | grep -q '^B>F main SET_VRING_NUM reply u64=1$' &&
   ok "the NACK follows the note" || ko "the NACK does not follow the note"

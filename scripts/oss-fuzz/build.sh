@@ -122,7 +122,7 @@ spec=$S/spec/vhost-user.spec
   od -An -v -tx1 "$spec" | sed -e 's/ *\([0-9a-f][0-9a-f]\)/0x\1,/g'
   printf '0};\nconst size_t vuf_spec_default_size = %s;\n' "$(wc -c <"$spec" | tr -d ' ')"
 } >"$B/gen/spec_default.c"
-protoc-c --c_out="$B/gen" --proto_path="$S/fuzz" session.proto
+protoc-c --c_out="$B/gen" --proto_path="$S/session" session.proto
 # the version vufuzz --version reports (what cmake/version.cmake writes)
 cmake -DVERSION="$(sed -n 's/^project(vufuzz VERSION \([0-9.]*\).*/\1/p' "$S/CMakeLists.txt")" \
   -DSRC="$S" -DOUT="$B/gen/version.c" -P "$S/cmake/version.cmake"
@@ -131,14 +131,14 @@ cmake -DVERSION="$(sed -n 's/^project(vufuzz VERSION \([0-9.]*\).*/\1/p' "$S/CMa
 shopt -s nullglob
 core_src=("$S"/spec/*.c "$S"/wire/*.c "$S"/trace/*.c "$S"/checkers/*.c "$S"/common/*.c "$B/gen/spec_default.c")
 ref_src=("$S"/reference/*.c)
-session_src=("$S/fuzz/session_text.c" "$S/fuzz/session_build.c" "$B/gen/session.pb-c.c")
-harness_src=("$S/fuzz/runner.c" "$S/fuzz/mutator.c")
+session_src=("$S"/session/*.c "$B/gen/session.pb-c.c")
+harness_src=("$S"/harness/*.c "$S/fuzz/mutator.c")
 tool_src=("$S"/tools/*.c "$B/gen/version.c")
 # what the AFL++ mutator library needs (as fuzz/CMakeLists.txt builds it)
 mutator_src=("$S/fuzz/afl_mutator.c" "$S/fuzz/mutator.c" "${session_src[@]}"
   "$S"/spec/*.c "$S/wire/codec.c" "$S"/trace/*.c "$S/common/util.c" "$B/gen/spec_default.c")
 targets=(fuzz_spec fuzz_wire fuzz_checker fuzz_session fuzz_raw)
-includes=(-I"$S/common" -I"$S/spec" -I"$S/wire" -I"$S/trace" -I"$S/checkers" -I"$S/reference" -I"$S/fuzz" -I"$B/gen")
+includes=(-I"$S/common" -I"$S/spec" -I"$S/wire" -I"$S/trace" -I"$S/checkers" -I"$S/reference" -I"$S/session" -I"$S/harness" -I"$S/fuzz" -I"$B/gen")
 
 obj() { # obj DIR SRC: the object file of SRC in DIR
   local rel=${2#"$S"/}
