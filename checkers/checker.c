@@ -16,6 +16,12 @@
 #define MAX_REGIONS 64
 #define MAX_RINGS 256
 
+/* A ring's addresses as SET_VRING_ADDR gave them. */
+typedef struct {
+    bool set;
+    uint64_t addr[3]; /* desc, avail, used */
+} ring_t;
+
 typedef struct {
     bool active;
     uint32_t id;
@@ -31,6 +37,9 @@ typedef struct {
     vuf_checker_state st_before;
     size_t nreg_before;
     uint8_t seen_before; /* seen[] of the request's id before it */
+    int ring_idx;        /* the ring SET_VRING_ADDR changed, -1 none */
+    ring_t ring_before;
+    bool rings_saved; /* RESET_DEVICE: every ring in rings_before */
     /* the responder's REFUSE note, the requester's TIMEOUT note */
     bool refused, timed_out;
 } pending_t;
@@ -44,7 +53,8 @@ struct vuf_checker {
     const vuf_device_def *device;
     /* negotiation-carrying messages, looked up by name in the table */
     const vuf_msg_def *get_features, *set_features, *get_proto, *set_proto, *get_queue_num,
-        *set_backend_req_fd, *set_mem_table, *add_mem_reg, *rem_mem_reg, *set_vring_addr;
+        *set_backend_req_fd, *set_mem_table, *add_mem_reg, *rem_mem_reg, *set_vring_addr,
+        *reset_device;
     vuf_checker_state st;
     bool closed[VUF_CHAN_COUNT];
     uint8_t *seen[VUF_CHAN_COUNT]; /* by id, for `after` and reply-always-if after: */
@@ -53,10 +63,7 @@ struct vuf_checker {
     pending_t late[VUF_CHAN_COUNT]; /* a timed-out request whose reply may still come */
     region_t regions[MAX_REGIONS], regions_before[MAX_REGIONS];
     size_t nreg;
-    struct {
-        bool set;
-        uint64_t addr[3]; /* desc, avail, used */
-    } rings[MAX_RINGS];
+    ring_t rings[MAX_RINGS], rings_before[MAX_RINGS];
     size_t events;
     size_t requests; /* requests seen, both channels */
     vuf_violation *v;
@@ -90,6 +97,7 @@ vuf_checker *vuf_checker_new(const vuf_spec *spec)
     c->add_mem_reg = by_name(spec, "ADD_MEM_REG");
     c->rem_mem_reg = by_name(spec, "REM_MEM_REG");
     c->set_vring_addr = by_name(spec, "SET_VRING_ADDR");
+    c->reset_device = by_name(spec, "RESET_DEVICE");
     for (int ch = 0; ch < VUF_CHAN_COUNT; ch++) {
         size_t n = vuf_spec_msg_count(spec, (vuf_channel)ch);
         const vuf_msg_def *last = n ? vuf_spec_msg_at(spec, (vuf_channel)ch, n - 1) : NULL;
@@ -427,6 +435,25 @@ static void on_request(vuf_checker *c, const vuf_event *ev, const vuf_msg_view *
     }
     if (d == c->set_backend_req_fd && ev->nfds == 1 && ev->fds[0] == VUF_FDKIND_SOCKET)
         c->st.backend_channel = true;
+    p->ring_idx = -1;
+    uint64_t idx;
+    if (d == c->set_vring_addr && d->vring.present && vuf_field_read(&d->vring, pl, len, &idx) &&
+        idx < MAX_RINGS) {
+        p->ring_idx = (int)idx;
+        p->ring_before = c->rings[idx];
+    }
+    if (d == c->reset_device) {
+        /* "reset all internal device state to the initial state, ready to be
+         * reinitialized": rings, memory and acked features are forgotten;
+         * ownership, protocol features and the back-end channel stay */
+        memcpy(c->rings_before, c->rings, sizeof c->rings);
+        p->rings_saved = true;
+        memset(c->rings, 0, sizeof c->rings);
+        c->nreg = 0;
+        c->st.nregions = 0;
+        c->st.features_acked_known = false;
+        c->st.features_acked = 0;
+    }
     track_memory(c, d, pl, len);
     p->seen_before = c->seen[ch][d->id];
     c->seen[ch][d->id] = 1;
@@ -474,6 +501,10 @@ static void undo(vuf_checker *c, vuf_channel ch, const pending_t *p)
     c->nreg = p->nreg_before;
     memcpy(c->regions, c->regions_before, c->nreg * sizeof c->regions[0]);
     c->st.nregions = (uint32_t)c->nreg;
+    if (p->ring_idx >= 0)
+        c->rings[p->ring_idx] = p->ring_before;
+    if (p->rings_saved)
+        memcpy(c->rings, c->rings_before, sizeof c->rings);
 }
 
 static void on_reply(vuf_checker *c, const vuf_event *ev, const vuf_msg_view *v)

@@ -1074,14 +1074,20 @@ void vuf_ref_handle(vuf_ref *d, const uint8_t *msg, size_t len, int *fds, const 
     c->len = len - VUF_HDR_SIZE;
     c->def = vuf_spec_msg(d->spec, VUF_CHAN_FRONTEND, c->hdr.request);
     /* framing and direction: nothing that follows can be trusted */
-    const char *fatal = NULL;
-    if ((c->hdr.flags & VUF_F_VERSION_MASK) != VUF_F_VERSION)
-        fatal = "not protocol version 1", c->rule = VUF_RULE_HDR_VERSION;
-    else if (c->hdr.flags & VUF_F_REPLY)
-        fatal = "a reply on the main channel, where the back-end answers",
-        c->rule = VUF_RULE_REPLY_DIRECTION;
-    else if (c->hdr.size != c->len)
-        fatal = "header size does not match the payload", c->rule = VUF_RULE_HDR_SIZE;
+    static const struct {
+        vuf_rule_id rule;
+        const char *why;
+    } framing[] = {
+        {VUF_RULE_HDR_VERSION, "not protocol version 1"},
+        {VUF_RULE_REPLY_DIRECTION, "a reply on the main channel, where the back-end answers"},
+        {VUF_RULE_HDR_SIZE, "header size does not match the payload"}};
+    int broken = (c->hdr.flags & VUF_F_VERSION_MASK) != VUF_F_VERSION ? 0
+                 : (c->hdr.flags & VUF_F_REPLY)                       ? 1
+                 : c->hdr.size != c->len                              ? 2
+                                                                      : -1;
+    const char *fatal = broken >= 0 ? framing[broken].why : NULL;
+    if (fatal)
+        c->rule = (int)framing[broken].rule;
     if (fatal) {
         c->why = fatal;
         finish(d, c, H_CLOSE, false, false);
