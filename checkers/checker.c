@@ -28,6 +28,7 @@ typedef struct {
     const vuf_msg_def *def;
     vuf_reply_owed owed;
     bool broke_must; /* the request broke a MUST rule */
+    bool broke_any;  /* ... or any rule, of any level */
     size_t event_index;
     unsigned line;
     size_t req_len; /* request payload bytes */
@@ -74,6 +75,7 @@ struct vuf_checker {
     const char *cur_name; /* valid while an event is fed */
     char idname[16];      /* name of an id not in the table */
     size_t must_in_event; /* MUST findings by the sender in the current event */
+    size_t any_in_event;  /* findings of any level by the sender in the current event */
 };
 
 static const vuf_msg_def *by_name(const vuf_spec *s, const char *n)
@@ -201,6 +203,8 @@ static vuf_violation *add(vuf_checker *c, vuf_rule_id rule, vuf_level level, vuf
     snprintf(v->msg, sizeof v->msg, "%s", c->cur_name ? c->cur_name : "-");
     if (level == VUF_MUST && c->cur && side == c->cur->sender)
         c->must_in_event++;
+    if (c->cur && side == c->cur->sender)
+        c->any_in_event++;
     return v;
 }
 
@@ -296,10 +300,28 @@ static const char *pname(const pending_t *p)
     return p->def ? p->def->name : "an unknown request";
 }
 
+/* Where a request was, for a text: " (line N)" (or ", line N" inside
+ * parentheses) from a file, nothing from a live conversation (its events
+ * have no lines). */
+typedef struct {
+    char s[32];
+} line_ref;
+
+static line_ref at_line(unsigned line, bool paren)
+{
+    line_ref r = {{0}};
+    if (line)
+        snprintf(r.s, sizeof r.s, paren ? " (line %u)" : ", line %u", line);
+    return r;
+}
+
 /* A reply owed on ch will not come now. `closer` is the side that closed
  * the channel, or -1 when the next request came. A responder that closes
  * instead of answering reacts to the request (the spec lets it close on
- * errors), which is a finding only when the request broke no rule. A
+ * errors), which is a finding only when the request broke no rule, of
+ * any level: a request the rst describes only under a condition (a NOTE
+ * gate: "When F has been negotiated, this message is submitted") that came
+ * without it is an exceptional circumstance a back-end may refuse. A
  * requester that closes, or stopped waiting (TIMEOUT), gave up: the reply
  * may still come late, and a missing one is nobody's violation. */
 static void owed_missing(vuf_checker *c, vuf_channel ch, int closer, const char *when)
@@ -312,16 +334,16 @@ static void owed_missing(vuf_checker *c, vuf_channel ch, int closer, const char 
              * request it could not carry out: a device's own limit is not
              * in the table, and closing is how a reply without a failure
              * form fails */
-            if (!p->broke_must && !p->refused)
+            if (!p->broke_any && !p->refused)
                 report(c, VUF_RULE_REACT_CLOSE, responder,
-                       "closed the channel instead of answering %s (line %u), which broke no "
-                       "rule",
-                       pname(p), p->line);
+                       "closed the channel instead of answering %s%s, which broke no rule",
+                       pname(p), at_line(p->line, true).s);
         } else if (closer < 0 && p->timed_out) {
             c->late[ch] = *p; /* its reply may still come, late */
         } else if (closer < 0) {
-            report(c, VUF_RULE_REPLY_MISSING, responder, "no %s to %s (line %u) %s",
-                   p->owed == VUF_OWED_EXPLICIT ? "reply" : "ack", pname(p), p->line, when);
+            report(c, VUF_RULE_REPLY_MISSING, responder, "no %s to %s%s %s",
+                   p->owed == VUF_OWED_EXPLICIT ? "reply" : "ack", pname(p),
+                   at_line(p->line, true).s, when);
         }
     }
     if (closer >= 0)
@@ -410,6 +432,7 @@ static void on_request(vuf_checker *c, const vuf_event *ev, const vuf_msg_view *
     p->def = d;
     p->owed = vuf_msgcheck_reply_owed(c->spec, d, v->hdr.flags, &vs);
     p->broke_must = c->must_in_event > 0;
+    p->broke_any = c->any_in_event > 0;
     p->event_index = c->events;
     p->line = ev->line;
     p->req_len = len;
@@ -525,8 +548,8 @@ static void on_reply(vuf_checker *c, const vuf_event *ev, const vuf_msg_view *v)
         return;
     }
     if (v->hdr.request != p->id) {
-        report(c, VUF_RULE_REPLY_ID_MISMATCH, s, "reply id %u to %s (id %u, line %u)",
-               v->hdr.request, pname(p), p->id, p->line);
+        report(c, VUF_RULE_REPLY_ID_MISMATCH, s, "reply id %u to %s (id %u%s)", v->hdr.request,
+               pname(p), p->id, at_line(p->line, false).s);
         p->active = false;
         return;
     }
@@ -622,6 +645,7 @@ size_t vuf_checker_feed(vuf_checker *c, const vuf_event *ev)
     c->cur = ev;
     c->cur_name = NULL;
     c->must_in_event = 0;
+    c->any_in_event = 0;
     vuf_channel ch = ev->channel < VUF_CHAN_COUNT ? ev->channel : VUF_CHAN_FRONTEND;
     if (ev->kind == VUF_EV_OPEN) {
         c->closed[ch] = false;
@@ -670,10 +694,9 @@ size_t vuf_checker_finish(vuf_checker *c)
             vuf_violation *v =
                 add(c, VUF_RULE_REPLY_MISSING, VUF_MUST, responder_of(c, ch), p->line);
             if (v)
-                snprintf(v->text, sizeof v->text,
-                         "no %s to %s (line %u) before the conversation "
-                         "ended",
-                         p->owed == VUF_OWED_EXPLICIT ? "reply" : "ack", pname(p), p->line);
+                snprintf(v->text, sizeof v->text, "no %s to %s%s before the conversation ended",
+                         p->owed == VUF_OWED_EXPLICIT ? "reply" : "ack", pname(p),
+                         at_line(p->line, true).s);
             c->cur_name = NULL;
         }
         p->active = false;

@@ -871,6 +871,8 @@ vuf_harness *vuf_harness_new(const vuf_spec *spec, const vuf_harness_opts *o)
            : h->o.target == VUF_TARGET_KIND_SOCKET ? vuf_target_socket_new(spec)
                                                    : vuf_target_inproc_new(spec);
     h->chk = vuf_checker_new(h->o.judge_spec ? h->o.judge_spec : spec);
+    if (h->chk)
+        vuf_checker_set_device(h->chk, h->o.device);
     h->wire = malloc(sizeof *h->wire);
     vuf_guest_init(&h->g, spec);
     vuf_fdset_init(&h->fds);

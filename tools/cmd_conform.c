@@ -418,7 +418,7 @@ static void obs_event(void *ctx, const vuf_event *ev)
 static void obs_violation(void *ctx, const vuf_violation *v)
 {
     observer *o = ctx;
-    if (v->side == VUF_SIDE_BACKEND && v->rule->level == VUF_SHOULD) {
+    if (v->side == VUF_SIDE_BACKEND && v->level == VUF_SHOULD) {
         if (!o->should)
             snprintf(o->should_text, sizeof o->should_text, "SHOULD %s: %s: %s", v->rule->id,
                      v->msg, v->text);
@@ -840,6 +840,7 @@ int vuf_cmd_conform(int argc, char **argv)
                            .on_event = obs_event,
                            .on_action = obs_action,
                            .on_violation = obs_violation,
+                           .device = device ? vuf_spec_device(spec, device) : NULL,
                            .ctx = &obs};
     runner r = {.spec = spec,
                 .dir = dir,
