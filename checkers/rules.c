@@ -1,174 +1,91 @@
 /* SPDX-License-Identifier: Apache-2.0 */
-/* The rule catalogue. Each rule names the table column it is derived from;
- * `quote` states the rule of docs/interop/vhost-user.rst it enforces, in one
- * sentence (a summary, not a verbatim quote). docs/rules.md is
- * generated from this table by `vufuzz rules --format md`. */
-#include "vuf_checker.h"
+/* The rule catalogue, from rules.def, and the levels. docs/rules.md is
+ * generated from it by `vufuzz rules --format md`. */
+#include "vuf_rules.h"
 
 #include <string.h>
+#include <strings.h>
 
-/* clang-format off */
+/* The level each verb gives, as constants (vuf_level_of_verb says the same;
+ * test_checker checks that they agree). */
+#define VUF_LVL_MUST VUF_MUST
+#define VUF_LVL_DEFINES VUF_MUST
+#define VUF_LVL_SHOULD VUF_SHOULD
+#define VUF_LVL_MAY VUF_NOTE
+#define VUF_LVL_DESCRIBES VUF_NOTE
+#define VUF_LVL_SILENT VUF_NOTE
+
 static const vuf_rule_info rules[] = {
-    {"HDR-VERSION", VUF_MUST, "header", "Message Specification",
-     "Flags: 0x3 is the version; this document describes version 0x1.",
-     "the version bits (flags & 0x3) of every message are 1"},
-    {"HDR-FLAGS-RESERVED", VUF_SHOULD, "header", "Message Specification",
-     "Only bits 0-3 of flags are defined (version, reply, need_reply).",
-     "no flag bit above bit 3 is set"},
-    {"HDR-NEED-REPLY-ON-REPLY", VUF_SHOULD, "header", "Message Specification",
-     "The need_reply flag is set by the sender of a request to ask for a reply.",
-     "a reply does not carry NEED_REPLY"},
-    {"HDR-ID-ZERO", VUF_MUST, "header", "Front-end message types",
-     "Request id 0 (VHOST_USER_NONE) is not a message.",
-     "the request id is not 0"},
-    {"HDR-ID-UNKNOWN", VUF_MUST, "header", "Front-end message types",
-     "Each channel defines its own request ids.",
-     "the request id is in the table for its channel (key: channel, id)"},
-    {"HDR-SIZE", VUF_MUST, "header", "Message Specification",
-     "Size: 32-bit size of the payload that follows the header.",
-     "the header's size equals the payload bytes that follow"},
-    {"INIT-BACKEND-ON-MAIN", VUF_MUST, "initiator", "Front-end message types",
-     "On the front-end channel the front-end sends requests and the back-end replies.",
-     "column `initiator` / channel initiator: the back-end sends no request on the main socket"},
-    {"INIT-FRONTEND-ON-BACKEND", VUF_MUST, "initiator", "Back-end message types",
-     "On the back-end channel the back-end sends requests and the front-end replies.",
-     "column `initiator` / channel initiator: the front-end sends no request on the back-end channel"},
-    {"REPLY-DIRECTION", VUF_MUST, "header", "Message Specification",
-     "Reply: 0x4 is set on replies.",
-     "the REPLY flag is set only by the responding side of a channel"},
-    {"SIZE-REQUEST", VUF_MUST, "size", "Message types",
-     "Each message's request payload is given by its message type.",
-     "column `request` + `size`: the payload size equals the layout's size"},
-    {"SIZE-REPLY", VUF_MUST, "size", "Message types",
-     "Each message's reply payload is given by its message type; an ack is a u64.",
-     "column `reply-payload` (or u64 for an ack): the reply's size equals the layout's"},
-    {"SIZE-COUNT-MAX", VUF_MUST, "size", "Memory regions description",
-     "VHOST_MEMORY_BASELINE_NREGIONS bounds the regions of one SET_MEM_TABLE.",
-     "payload `max` of the variable array: the count field is at most the max"},
-    {"SIZE-REPLY-MATCH", VUF_MUST, "size", "Front-end message types",
-     "GET_CONFIG: the back-end replies with the same size; a zero-length payload signals an error.",
-     "column `reply-size request`: the reply size equals the request size, or is empty"},
-    {"VALUE-IN", VUF_MUST, "size", "Message types",
-     "Enumerated fields take only the values the message defines (e.g. IOTLB type, vring enable num 0/1).",
-     "column `check FIELD in`: the field holds one of the listed values"},
-    {"VALUE-MASK", VUF_MUST, "size", "Message types",
-     "Flag fields use only the bits the message defines (e.g. VHOST_VRING_F_LOG, the NOFD bit).",
-     "column `check FIELD mask`: no bit outside the mask"},
-    {"VALUE-SPAN", VUF_MUST, "size", "Memory regions description",
-     "An address range (address, size) describes addressable memory: it does not wrap around the 64-bit space.",
-     "payload `span BASE SIZE`: the last byte BASE + SIZE - 1 does not overflow a u64 (elements of variable arrays included)"},
-    {"VRING-INDEX", VUF_MUST, "size", "Multiple queue support",
-     "The front-end must not use more queues than GET_QUEUE_NUM returned.",
-     "column `vring`: the index is below the queue count from GET_QUEUE_NUM"},
-    {"FD-COUNT", VUF_MUST, "fd", "Communication",
-     "The file descriptors are passed as ancillary data; each message defines how many.",
-     "column `fds N` / `A..B`: the number of fds"},
-    {"FD-COUNT-FIELD", VUF_MUST, "fd", "Front-end message types",
-     "SET_MEM_TABLE: the fds are passed in the ancillary data, one per region, in order.",
-     "column `fds count:FIELD`: as many fds as the field says"},
-    {"FD-NOFD", VUF_MUST, "fd", "Front-end message types",
-     "Bit 8 is the invalid FD flag: set when there is no file descriptor in the ancillary data.",
-     "column `fds nofd:FIELD:BIT`: 0 fds when the bit is set, else exactly 1"},
-    {"FD-UNEXPECTED", VUF_MUST, "fd", "Communication",
-     "Only the messages listed as carrying fds carry them.",
-     "column `fds` (default 0): no fd on a message that takes none"},
-    {"FD-KIND", VUF_MUST, "fd", "Message types",
-     "The fd is of the kind the message describes (eventfd, shared memory, socket).",
-     "column `fds ... KIND`: every fd is of the table's kind"},
-    {"FD-SHOULD", VUF_SHOULD, "fd", "Front-end message types",
-     "REM_MEM_REG: the front-end should not send an fd; the back-end may accept one and must close it.",
-     "column `fds ... should N`: the recommended count"},
-    {"FD-REPLY-COUNT", VUF_MUST, "fd", "Message types",
-     "A reply carries the fds its message defines (e.g. GET_INFLIGHT_FD's shared memory).",
-     "column `reply-fds`: the number of fds of a reply (0 for an ack)"},
-    {"FD-BACKEND-SEND-FD", VUF_MUST, "fd", "Protocol features",
-     "The back-end may send fds on the back-end channel only with BACKEND_SEND_FD.",
-     "channel `fd-gate`: fds on the back-end channel need that feature negotiated"},
-    {"FD-CHANNEL-MAX", VUF_MUST, "fd", "Communication",
-     "At most VHOST_MEMORY_BASELINE_NREGIONS (8) fds travel with one message.",
-     "channel `max-fds`: the fds of one message"},
-    {"GATE-PROTOCOL", VUF_MUST, "gate", "Protocol features",
-     "Every protocol extension is gated by a protocol feature bit.",
-     "column `gate protocol`: the features are negotiated (SET_PROTOCOL_FEATURES)"},
-    {"GATE-VIRTIO", VUF_MUST, "gate", "IOMMU support",
-     "Messages of a virtio feature are used only when the feature was acked.",
-     "column `gate virtio`: the virtio features were acked with SET_FEATURES"},
-    {"GATE-BIT30-OFFERED", VUF_MUST, "gate", "Protocol features",
-     "GET/SET_PROTOCOL_FEATURES are used only if GET_FEATURES offered VHOST_USER_F_PROTOCOL_FEATURES; SET_FEATURES need not ack it first.",
-     "column `gate bit30 offered`"},
-    {"GATE-BIT30-NEGOTIATED", VUF_MUST, "gate", "Front-end message types",
-     "SET_VRING_ENABLE is sent only when VHOST_USER_F_PROTOCOL_FEATURES has been negotiated.",
-     "column `gate bit30 negotiated`"},
-    {"GATE-BACKEND-MSG", VUF_MUST, "gate", "Back-end message types",
-     "Each back-end message is gated by its own feature.",
-     "column `gate` applied on the back-end channel"},
-    {"FEAT-SUBSET", VUF_MUST, "feature", "Feature negotiation",
-     "The front-end acks only features the back-end offered.",
-     "SET_FEATURES is a subset of the GET_FEATURES reply"},
-    {"FEAT-PROTO-SUBSET", VUF_MUST, "feature", "Protocol features",
-     "The front-end enables only protocol features the back-end offered.",
-     "SET_PROTOCOL_FEATURES is a subset of the GET_PROTOCOL_FEATURES reply"},
-    {"FEAT-DEPENDENCY", VUF_MUST, "feature", "In-band notifications",
-     "INBAND_NOTIFICATIONS needs BACKEND_REQ and REPLY_ACK; GET_VRING_BASE_INFLIGHT needs INFLIGHT_SHMFD.",
-     "feature column `requires`: a negotiated feature's dependencies are negotiated too"},
-    {"FEAT-SET-BEFORE-GET", VUF_SHOULD, "feature", "Feature negotiation",
-     "The front-end reads the offered features before acking them.",
-     "SET_FEATURES comes after GET_FEATURES's reply"},
-    {"FEAT-PROTO-SET-BEFORE-GET", VUF_SHOULD, "feature", "Protocol features",
-     "The front-end reads the offered protocol features before enabling them.",
-     "SET_PROTOCOL_FEATURES comes after GET_PROTOCOL_FEATURES's reply"},
-    {"REPLY-UNSOLICITED", VUF_MUST, "reply", "Communication",
-     "A reply answers the request just sent on its channel.",
-     "a reply only when a request is outstanding on the channel"},
-    {"REPLY-ID-MISMATCH", VUF_MUST, "reply", "Communication",
-     "The reply carries the request's id.",
-     "the reply's id is the request's"},
-    {"REPLY-MISSING", VUF_MUST, "reply", "Communication",
-     "A message that needs a reply is answered before the next request.",
-     "column `reply always`, `reply-always-if`, or `ack` with NEED_REPLY + REPLY_ACK: the reply comes before the next request or the end of the conversation (a responder that closes reacts instead: REACT-CLOSE; a requester that closes gives up waiting)"},
-    {"REPLY-ACK-UNREQUESTED", VUF_MUST, "reply", "Communication",
-     "The ack reply is sent only when REPLY_ACK was negotiated and NEED_REPLY is set.",
-     "column `reply ack`: no reply unless it was requested"},
-    {"REPLY-NEED-REPLY-NO-ACK", VUF_SHOULD, "reply", "Communication",
-     "NEED_REPLY is meaningful only when REPLY_ACK has been negotiated.",
-     "NEED_REPLY only after REPLY_ACK is negotiated"},
-    {"ORDER-AFTER", VUF_MUST, "order", "Migration",
-     "POSTCOPY_LISTEN follows POSTCOPY_ADVISE; POSTCOPY_END follows POSTCOPY_LISTEN.",
-     "column `after`: the prerequisite was sent earlier in the session"},
-    {"BCH-BEFORE-BACKEND-REQ", VUF_MUST, "order", "Back-end communication",
-     "The back-end channel exists only when BACKEND_REQ was negotiated.",
-     "channel `requires`: nothing on the back-end channel before the feature"},
-    {"BCH-NOT-HANDED-OVER", VUF_MUST, "order", "Back-end communication",
-     "The front-end hands the channel over with SET_BACKEND_REQ_FD.",
-     "nothing on the back-end channel before SET_BACKEND_REQ_FD passed a socket"},
-    {"CHAN-CLOSED", VUF_MUST, "order", "Communication",
-     "Nothing is sent on a closed connection.",
-     "no message after the channel was closed"},
-    {"IOTLB-OUTSIDE-MEM", VUF_MUST, "order", "IOMMU support",
-     "IOTLB updates must lie inside the memory regions of SET_MEM_TABLE.",
-     "IOTLB update [uaddr, uaddr+size) inside a region's user address range"},
-    {"REACT-ACK-INVALID", VUF_SHOULD, "reaction", "Communication",
-     "With REPLY_ACK, the back-end replies non-zero when it could not process the request.",
-     "the back-end replied success (an ack or u64 status 0, or the non-empty form of a `reply-error empty` reply) to a request that broke a MUST rule"},
-    {"REACT-CLOSE", VUF_SHOULD, "reaction", "Communication",
-     "If the back-end detects an error it may close the connection; this should only happen in exceptional circumstances.",
-     "the back-end closed the channel instead of answering a request that broke no rule (closing after a broken request is a legal reaction, not REPLY-MISSING)"},
+#define VUF_RULE(sym, id_, family_, verb_, table_, section_, quote_, summary_)                     \
+    {.rid = VUF_RULE_##sym,                                                                        \
+     .id = id_,                                                                                    \
+     .level = VUF_LVL_##verb_,                                                                     \
+     .verb = VUF_VERB_##verb_,                                                                     \
+     .table = table_,                                                                              \
+     .family = family_,                                                                            \
+     .section = section_,                                                                          \
+     .quote = quote_,                                                                              \
+     .summary = summary_},
+#include "rules.def"
+#undef VUF_RULE
 };
-/* clang-format on */
+
+_Static_assert(sizeof rules / sizeof rules[0] == VUF_RULE_COUNT, "one entry per rule");
+
+static const char *const level_names[VUF_LEVEL_COUNT] = {"MUST", "SHOULD", "NOTE"};
+
+const char *vuf_level_name(vuf_level l)
+{
+    return (unsigned)l < VUF_LEVEL_COUNT ? level_names[l] : "?";
+}
+
+int vuf_level_parse(const char *s, vuf_level *out)
+{
+    if (!s)
+        return -1;
+    for (int l = 0; l < VUF_LEVEL_COUNT; l++)
+        if (!strcasecmp(s, level_names[l])) {
+            *out = (vuf_level)l;
+            return 0;
+        }
+    if (!strcasecmp(s, "all")) {
+        *out = VUF_NOTE;
+        return 0;
+    }
+    return -1;
+}
+
+vuf_level vuf_level_of_verb(vuf_verb v)
+{
+    switch (v) {
+    case VUF_VERB_MUST:
+    case VUF_VERB_DEFINES:
+        return VUF_MUST;
+    case VUF_VERB_SHOULD:
+        return VUF_SHOULD;
+    default:
+        return VUF_NOTE;
+    }
+}
 
 size_t vuf_rule_count(void)
 {
-    return sizeof rules / sizeof rules[0];
+    return VUF_RULE_COUNT;
 }
 
 const vuf_rule_info *vuf_rule_at(size_t i)
 {
-    return i < vuf_rule_count() ? &rules[i] : NULL;
+    return i < VUF_RULE_COUNT ? vuf_rule((vuf_rule_id)i) : NULL;
+}
+
+const vuf_rule_info *vuf_rule(vuf_rule_id id)
+{
+    return (unsigned)id < VUF_RULE_COUNT ? &rules[id] : NULL;
 }
 
 const vuf_rule_info *vuf_rule_find(const char *id)
 {
-    for (size_t i = 0; i < vuf_rule_count(); i++)
+    for (size_t i = 0; id && i < VUF_RULE_COUNT; i++)
         if (!strcmp(rules[i].id, id))
             return &rules[i];
     return NULL;

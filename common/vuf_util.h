@@ -6,7 +6,8 @@
  *                   limit is refused with a reason, never read to exhaustion;
  *   vuf_parse_u64   the project's one number syntax (decimal or 0x hex, the
  *                   whole string, no sign, no space);
- *   vuf_parse_size  a number with an optional K, M or G suffix (powers of 2).
+ *   vuf_parse_size  a number with an optional K, M or G suffix (powers of 2);
+ *   vuf_plural      "" or "s" after a count ("1 byte", "2 bytes").
  *
  * Nothing here prints or aborts. */
 #ifndef VUF_UTIL_H
@@ -28,5 +29,11 @@ bool vuf_parse_u64(const char *s, uint64_t *out);
 /* vuf_parse_u64 with an optional K/k, M/m or G/g suffix (x 2^10, 2^20, 2^30);
  * false on overflow. */
 bool vuf_parse_size(const char *s, uint64_t *out);
+
+/* The English plural ending for a count: "" for 1, "s" otherwise. */
+static inline const char *vuf_plural(uint64_t n)
+{
+    return n == 1 ? "" : "s";
+}
 
 #endif

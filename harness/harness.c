@@ -141,10 +141,10 @@ static void judge(vuf_harness *h, size_t from)
             h->o.on_violation(h->o.ctx, v);
         if (v->side != h->side)
             continue;
-        if (v->rule->level == VUF_MUST)
+        if (v->level == VUF_MUST)
             finding(h, VUF_FINDING_MUST, v->rule->id, "%s on the %s channel: %s", v->msg,
                     v->channel == VUF_CHAN_BACKEND ? "back-end" : "main", v->text);
-        else if (v->rule->level == VUF_SHOULD && h->strict)
+        else if (v->level == VUF_SHOULD && h->strict)
             finding(h, VUF_FINDING_SHOULD, v->rule->id, "%s on the %s channel: %s", v->msg,
                     v->channel == VUF_CHAN_BACKEND ? "back-end" : "main", v->text);
     }
@@ -871,6 +871,8 @@ vuf_harness *vuf_harness_new(const vuf_spec *spec, const vuf_harness_opts *o)
            : h->o.target == VUF_TARGET_KIND_SOCKET ? vuf_target_socket_new(spec)
                                                    : vuf_target_inproc_new(spec);
     h->chk = vuf_checker_new(h->o.judge_spec ? h->o.judge_spec : spec);
+    if (h->chk)
+        vuf_checker_set_device(h->chk, h->o.device);
     h->wire = malloc(sizeof *h->wire);
     vuf_guest_init(&h->g, spec);
     vuf_fdset_init(&h->fds);

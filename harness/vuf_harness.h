@@ -83,6 +83,9 @@ typedef struct {
     /* Judge the conversation against this table instead of the device's
      * (a spec author's proposed change: does the device still conform?). */
     const vuf_spec *judge_spec;
+    /* The device type, for the checker (how queues count: the table's
+     * `device` lines); NULL: the most permissive reading. */
+    const vuf_device_def *device;
     /* Oracle self-test: after the device's first ring pass, the harness
      * itself changes one guest byte at this guest address, as a stray
      * device write would (0: off). */

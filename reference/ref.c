@@ -11,6 +11,7 @@
 #include "vuf_codec.h"
 #include "vuf_event.h"
 #include "vuf_gmem.h"
+#include "vuf_msgcheck.h"
 #include "vuf_vq.h"
 
 #include <fcntl.h>
@@ -118,6 +119,7 @@ typedef struct ctx {
     size_t nfds;
     vuf_ref_out *out;
     const char *why; /* refusal reason */
+    int rule;        /* the catalogue rule (vuf_rule_id) the refusal names, -1 none */
     payload p;
     /* an explicit reply built by the handler */
     uint8_t reply[VUF_REF_MSG_MAX - VUF_HDR_SIZE];
@@ -164,7 +166,7 @@ struct vuf_ref {
     uint8_t *seen; /* front-end ids accepted on this connection (`after`) */
     /* negotiation */
     uint64_t acked, proto;
-    bool features_set, features_reported, owner;
+    bool features_set, features_reported, protocol_reported, owner;
     /* resources */
     vuf_gmem *mem;
     queue q[VUF_REF_MAX_QUEUES];
@@ -184,7 +186,8 @@ struct vuf_ref {
     vuf_vq_chain *chain;
     uint64_t chains, passes;
     const char *last_reason;
-    ctx msg; /* the message being handled (one at a time: no allocation per message) */
+    char why_buf[240]; /* the text of the latest refusal the interpreter decided */
+    ctx msg;           /* the message being handled (one at a time: no allocation per message) */
 };
 
 static const handler *handler_table(size_t *n);
@@ -480,7 +483,7 @@ void vuf_ref_disconnect(vuf_ref *d)
     close_backend(d);
     d->proto = 0;
     d->owner = false;
-    d->features_reported = false;
+    d->features_reported = d->protocol_reported = false;
     memset(d->seen, 0, d->nh);
     d->main_ino = d->peer_ino = 0;
 }
@@ -761,101 +764,114 @@ void vuf_ref_kick(vuf_ref *d, uint32_t qi, vuf_ref_out *out)
 
 /* ---------- validation ---------- */
 
-static bool proto_gate_ok(const vuf_ref *d, const vuf_msg_def *m)
+/* The device's side of the conversation, for the table's interpreter
+ * (vuf_msgcheck.h): what it offered and reported, what was negotiated, its
+ * own queue count as GET_QUEUE_NUM reports it, its memory and rings. */
+static bool dev_mem_covers(void *ctx, uint64_t uaddr, uint64_t size)
 {
-    return !(m->gate_protocol & ~d->proto);
+    const vuf_ref *d = ctx;
+    return vuf_gmem_uva_covered(d->mem, uaddr, size);
 }
 
-/* The spans of one payload (or element) at pl: no range wraps, and an
- * fd-backed range fits in fd `fdi`. */
-static const char *check_spans(const ctx *c, const vuf_payload_def *p, const uint8_t *pl,
-                               size_t len, size_t fdi, bool uses_fds)
+static bool dev_ring_addrs(void *ctx, uint32_t i, uint64_t addr[3])
 {
-    for (size_t i = 0; i < p->nspans; i++) {
-        uint64_t base, size;
-        if (!vuf_span_read(p, i, pl, len, &base, &size))
-            return "payload too short for an address range";
-        if (size && base + (size - 1) < base)
-            return "an address range wraps around 2^64";
-        struct stat st;
-        if (p->spans[i].fd && uses_fds && fdi < c->nfds &&
-            (fstat(c->fds[fdi], &st) || st.st_size < 0 || (uint64_t)st.st_size < base ||
-             (uint64_t)st.st_size - base < size))
-            return "an fd is smaller than the range the message maps from it";
+    const vuf_ref *d = ctx;
+    if (i >= d->cfg.queues || !d->q[i].vq.addr_set)
+        return false;
+    addr[0] = d->q[i].vq.desc;
+    addr[1] = d->q[i].vq.avail;
+    addr[2] = d->q[i].vq.used;
+    return true;
+}
+
+static void dev_view(vuf_ref *d, vuf_msgcheck_state *v)
+{
+    memset(v, 0, sizeof *v);
+    v->features_offered_known = d->features_reported;
+    v->features_offered = d->cfg.features;
+    v->features_acked_known = d->features_set;
+    v->features_acked = d->acked;
+    v->protocol_offered_known = d->protocol_reported;
+    v->protocol_offered = d->cfg.protocol_features;
+    v->protocol_acked_known = true;
+    v->protocol_acked = d->proto;
+    v->backend_channel = d->be_fd >= 0;
+    v->queue_num = d->cfg.queues;
+    v->device = vuf_spec_device(d->spec, "blk");
+    v->seen[VUF_CHAN_FRONTEND] = d->seen;
+    v->seen_max[VUF_CHAN_FRONTEND] = d->nh - 1;
+    v->mem = d;
+    v->nregions = vuf_gmem_count(d->mem);
+    v->mem_covers = dev_mem_covers;
+    v->ring_addrs = dev_ring_addrs;
+}
+
+typedef struct {
+    vuf_ref *d;
+    ctx *c;
+} refusal;
+
+/* The first finding the device does not tolerate refuses the message
+ * (docs/reaction-policy.md lists what it tolerates and why). */
+static bool dev_finding(void *arg, const vuf_finding *f)
+{
+    refusal *r = arg;
+    switch (f->rule) {
+    case VUF_RULE_HDR_FLAGS_RESERVED:      /* undefined flag bits are ignored */
+    case VUF_RULE_REPLY_NEED_REPLY_NO_ACK: /* no ack without REPLY_ACK */
+    case VUF_RULE_FD_SHOULD:               /* REM_MEM_REG's fd: "MAY accept" */
+    case VUF_RULE_FEAT_SET_BEFORE_GET:     /* the handlers check what was offered */
+    case VUF_RULE_FEAT_PROTO_SET_BEFORE_GET:
+    case VUF_RULE_GATE_BIT30_NEGOTIATED: /* QEMU sends SET_BACKEND_REQ_FD before it acks bit 30 */
+        return true;
+    default:
+        break;
     }
-    return NULL;
+    snprintf(r->d->why_buf, sizeof r->d->why_buf, "%s", f->text);
+    r->c->rule = (int)f->rule;
+    r->c->why = r->d->why_buf;
+    return false;
 }
 
-/* Every check a column of the table states, in the order of the spec's
- * message description. Returns NULL or the reason for refusing. */
+/* Every check a column of the table states, by the one interpreter, and
+ * the device's own limits. Returns NULL or the reason for refusing; c->rule
+ * names the catalogue rule when there is one. */
 static const char *validate(vuf_ref *d, ctx *c, const handler *h)
 {
-    const vuf_msg_def *m = c->def;
-    if (!m)
+    /* the size of every fd the message maps from, when the handler uses them */
+    uint64_t sizes[VUF_EV_MAX_FDS];
+    bool know_sizes = h && h->uses_fds && c->nfds <= VUF_EV_MAX_FDS;
+    for (size_t i = 0; know_sizes && i < c->nfds; i++) {
+        struct stat st;
+        sizes[i] = fstat(c->fds[i], &st) || st.st_size < 0 ? 0 : (uint64_t)st.st_size;
+    }
+    vuf_msg_view v = {.hdr = c->hdr,
+                      .def = c->def,
+                      .payload = c->pl,
+                      .payload_len = c->len,
+                      .layout = c->def ? c->def->request : NULL};
+    vuf_msgcheck_state st;
+    dev_view(d, &st);
+    vuf_msgcheck_msg m = {.channel = VUF_CHAN_FRONTEND,
+                          .sender = VUF_SIDE_FRONTEND,
+                          .v = &v,
+                          .fd_kinds = c->kinds,
+                          .nfds = c->nfds,
+                          .fd_sizes = know_sizes ? sizes : NULL};
+    refusal r = {.d = d, .c = c};
+    if (!vuf_msgcheck_request(d->spec, &m, &st, dev_finding, &r))
+        return c->why;
+    if (!c->def)
         return c->hdr.request == 0 ? "request id 0 is invalid" : "unknown request id";
     if (!h)
         return "not supported by this device";
-    /* gates */
-    if (!proto_gate_ok(d, m))
-        return "gated by a protocol feature that is not negotiated";
-    if (m->gate_virtio & ~d->acked)
-        return "gated by a virtio feature that is not negotiated";
-    if (m->gate_bit30 == VUF_BIT30_OFFERED &&
-        !(d->features_reported && has(d->cfg.features, F_PROTOCOL_FEATURES)))
-        return "PROTOCOL_FEATURES was not offered in a GET_FEATURES reply on this connection";
-    if (m->gate_bit30 == VUF_BIT30_NEGOTIATED && !has(d->acked, F_PROTOCOL_FEATURES))
-        return "PROTOCOL_FEATURES (bit 30) is not negotiated";
-    for (size_t i = 0; i < m->nafter; i++)
-        if (m->after[i]->id >= d->nh || !d->seen[m->after[i]->id])
-            return "a prerequisite message did not come first";
-    /* size */
-    uint64_t want;
-    if (vuf_payload_check_size(m->request, m->size_rule, c->pl, c->len, &want) != VUF_SZ_OK)
-        return "payload size is not the table's";
-    /* fds: count and kind */
-    uint32_t mn, mx;
-    const vuf_channel_def *cd = vuf_spec_channel(d->spec, VUF_CHAN_FRONTEND);
-    if (c->nfds > cd->max_fds)
-        return "more fds than the channel allows";
-    if (!vuf_fd_rule_range(&m->fds, c->pl, c->len, &mn, &mx) || c->nfds < mn || c->nfds > mx)
-        return "fd count is not the table's";
-    for (size_t i = 0; i < c->nfds; i++)
-        if (!vuf_fdkind_matches((vuf_fdkind)c->kinds[i], m->fds.fdkind))
-            return "fd kind is not the table's";
-    /* vring index */
-    uint64_t v;
-    if (m->vring.present && (!vuf_field_read(&m->vring, c->pl, c->len, &v) || v >= d->cfg.queues))
+    /* the queues the handlers index, whatever the table's device types say */
+    uint64_t idx;
+    if (c->def->vring.present &&
+        (!vuf_field_read(&c->def->vring, c->pl, c->len, &idx) || idx >= d->cfg.queues)) {
+        c->rule = VUF_RULE_VRING_INDEX;
         return "vring index out of range";
-    /* value checks */
-    for (size_t i = 0; i < m->nchecks; i++) {
-        const vuf_value_check *k = &m->checks[i];
-        if (!vuf_field_read(&k->ref, c->pl, c->len, &v))
-            return "payload too short for a checked field";
-        if (k->kind == VUF_CHECK_MASK) {
-            if (v & ~k->values[0])
-                return "a field has bits outside its mask";
-        } else {
-            bool ok = false;
-            for (size_t j = 0; j < k->nvalues; j++)
-                ok |= v == k->values[j];
-            if (!ok)
-                return "a field holds a value outside its allowed set";
-        }
     }
-    /* spans: no range wraps; an fd-backed range fits its fd (fd 0 for the
-     * fixed part, fd i for element i of a variable array) */
-    const vuf_payload_def *lay = m->request;
-    if (!lay)
-        return NULL;
-    const char *why = check_spans(c, lay, c->pl, c->len, 0, h->uses_fds);
-    if (why || lay->varray_field < 0 || !lay->fields[lay->varray_field].element)
-        return why;
-    const vuf_field_def *va = &lay->fields[lay->varray_field];
-    uint64_t nel = vuf_payload_count(lay, c->pl, c->len);
-    for (uint64_t e = 0; e < nel && !why; e++)
-        why = check_spans(c, va->element, c->pl + va->offset + va->size * e, va->size, (size_t)e,
-                          h->uses_fds);
-    return why;
     return NULL;
 }
 
@@ -977,6 +993,12 @@ static void finish(vuf_ref *d, ctx *c, int r, bool reply_ack, bool explicit_rep)
     uint32_t id = c->hdr.request;
     const uint32_t rflags = VUF_F_VERSION | VUF_F_REPLY;
     bool need = (c->hdr.flags & VUF_F_NEED_REPLY) && reply_ack;
+    if (r == H_OK && explicit_rep && c->def->reply_error == VUF_RERR_U64) {
+        /* a u64 status reply ("must respond with zero for success") */
+        memset(c->reply, 0, 8);
+        c->reply_len = 8;
+        r = H_REPLY;
+    }
     if (r == H_OK && explicit_rep)
         r = fail(c, "internal: no reply was built");
     if (r == H_OK || r == H_REPLY) {
@@ -1000,6 +1022,7 @@ static void finish(vuf_ref *d, ctx *c, int r, bool reply_ack, bool explicit_rep)
         d->refused[VUF_CHAN_FRONTEND][id]++;
     d->last_reason = c->why;
     out->reason = c->why;
+    out->rule = c->rule >= 0 ? vuf_rule((vuf_rule_id)c->rule)->id : NULL;
     if (r == H_CLOSE) {
         out->close = true;
         return;
@@ -1009,6 +1032,13 @@ static void finish(vuf_ref *d, ctx *c, int r, bool reply_ack, bool explicit_rep)
             out_msg(out, VUF_CHAN_FRONTEND, id, rflags, &c->def->reply_error_value, 8);
         } else if (c->def->reply_error == VUF_RERR_EMPTY) {
             out_msg(out, VUF_CHAN_FRONTEND, id, rflags, NULL, 0);
+        } else if (c->def->reply_error == VUF_RERR_NEGATIVE && c->def->reply_payload &&
+                   c->def->reply_payload->fixed_size <= sizeof c->reply) {
+            /* the reply payload with its status field negative (-1) */
+            memset(c->reply, 0, c->def->reply_payload->fixed_size);
+            put(c->reply, &c->def->reply_error_ref, ~0ull);
+            out_msg(out, VUF_CHAN_FRONTEND, id, rflags, c->reply,
+                    c->def->reply_payload->fixed_size);
         } else {
             out->close = true; /* an explicit reply with no failure form */
         }
@@ -1034,6 +1064,7 @@ void vuf_ref_handle(vuf_ref *d, const uint8_t *msg, size_t len, int *fds, const 
         goto close_fds;
     }
     c->reply_fd = -1;
+    c->rule = -1;
     c->out = out;
     c->fds = fds;
     c->kinds = kinds;
@@ -1043,13 +1074,20 @@ void vuf_ref_handle(vuf_ref *d, const uint8_t *msg, size_t len, int *fds, const 
     c->len = len - VUF_HDR_SIZE;
     c->def = vuf_spec_msg(d->spec, VUF_CHAN_FRONTEND, c->hdr.request);
     /* framing and direction: nothing that follows can be trusted */
-    const char *fatal = NULL;
-    if ((c->hdr.flags & VUF_F_VERSION_MASK) != VUF_F_VERSION)
-        fatal = "not protocol version 1";
-    else if (c->hdr.flags & VUF_F_REPLY)
-        fatal = "a reply on the main channel, where the back-end answers";
-    else if (c->hdr.size != c->len)
-        fatal = "header size does not match the payload";
+    static const struct {
+        vuf_rule_id rule;
+        const char *why;
+    } framing[] = {
+        {VUF_RULE_HDR_VERSION, "not protocol version 1"},
+        {VUF_RULE_REPLY_DIRECTION, "a reply on the main channel, where the back-end answers"},
+        {VUF_RULE_HDR_SIZE, "header size does not match the payload"}};
+    int broken = (c->hdr.flags & VUF_F_VERSION_MASK) != VUF_F_VERSION ? 0
+                 : (c->hdr.flags & VUF_F_REPLY)                       ? 1
+                 : c->hdr.size != c->len                              ? 2
+                                                                      : -1;
+    const char *fatal = broken >= 0 ? framing[broken].why : NULL;
+    if (fatal)
+        c->rule = (int)framing[broken].rule;
     if (fatal) {
         c->why = fatal;
         finish(d, c, H_CLOSE, false, false);
@@ -1062,7 +1100,9 @@ void vuf_ref_handle(vuf_ref *d, const uint8_t *msg, size_t len, int *fds, const 
             for (size_t i = 0; i < nfds; i++)
                 close_fd(&fds[i]); /* the spec's MAY accept: closed, never used */
         c->why = validate(d, c, h);
-        int r = H_FAIL;
+        /* "the back-end should close the connection" (In-band notifications):
+         * a feature negotiated without the ones it requires */
+        int r = c->rule == VUF_RULE_FEAT_DEPENDENCY ? H_CLOSE : H_FAIL;
         if (!c->why) {
             decode(d, c, h->req);
             r = h->fn(d, c);
@@ -1138,6 +1178,7 @@ static int h_reset_owner(vuf_ref *d, ctx *c)
 
 static int h_get_protocol_features(vuf_ref *d, ctx *c)
 {
+    d->protocol_reported = true;
     return reply_u64(c, d->cfg.protocol_features);
 }
 
@@ -1146,16 +1187,7 @@ static int h_set_protocol_features(vuf_ref *d, ctx *c)
     uint64_t v = c->p.u64;
     if (v & ~d->cfg.protocol_features)
         return fail(c, "enables protocol features the device did not offer");
-    for (unsigned b = 0; b < 64; b++) {
-        const vuf_feature_def *f = vuf_spec_feature(d->spec, VUF_SPACE_PROTOCOL, b);
-        if (has(v, (int)b) && f && (f->requires & ~v)) {
-            /* "the back-end should close the connection" (In-band
-             * notifications); applied to every dependency of the table */
-            c->why = "a protocol feature negotiated without the features it requires";
-            return H_CLOSE;
-        }
-    }
-    d->proto = v;
+    d->proto = v; /* validate() closed on a feature without those it requires */
     return H_OK;
 }
 

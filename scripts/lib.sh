@@ -18,6 +18,7 @@ VUF_PACKAGES=(
   "protobuf-c-compiler:/usr/bin/protoc-c"
   "libprotobuf-c-dev:/usr/include/protobuf-c/protobuf-c.h"
   "qemu-system-x86:/usr/bin/qemu-system-x86_64"
+  "ipxe-qemu:/usr/lib/ipxe/qemu/efi-virtio.rom"
   "qemu-system-common:/usr/bin/qemu-storage-daemon"
   "zip:/usr/bin/zip"
   "unzip:/usr/bin/unzip"

@@ -2,7 +2,8 @@
 # SPDX-License-Identifier: Apache-2.0
 # The whole test suite: installs what is missing (apt-get), builds with clang
 # under ASan+UBSan (build/), checks that gcc builds it warning-free too
-# (build-gcc/), then runs every test with ctest.
+# (build-gcc/, and optimized in build-gcc-release/), then runs every test
+# with ctest.
 #   scripts/test.sh            everything
 #   scripts/test.sh -R golden  only tests whose name matches (ctest -R)
 set -euo pipefail
@@ -11,16 +12,25 @@ set -euo pipefail
 vuf_install_deps
 vuf_build
 
-vuf_log "gcc build (warnings are errors)"
+# gcc builds, warnings are errors: the default (debug) configuration in
+# build-gcc/, then the optimized one in build-gcc-release/ (optimization
+# enables more of gcc's warnings: maybe-uninitialized, format-truncation)
 jobs=$(nproc 2>/dev/null || echo 2)
-if [ ! -f "$VUF_ROOT/build-gcc/CMakeCache.txt" ]; then
-  CC=gcc CXX=g++ cmake -S "$VUF_ROOT" -B "$VUF_ROOT/build-gcc" >/dev/null
-fi
-if ! cmake --build "$VUF_ROOT/build-gcc" -j"$jobs" >"$VUF_ROOT/build-gcc/build.log" 2>&1; then
-  grep -E 'error' -A3 "$VUF_ROOT/build-gcc/build.log" | head -60 >&2
-  echo "error: gcc build failed, see build-gcc/build.log" >&2
-  exit 2
-fi
+gcc_build() { # gcc_build DIR [CMAKE_ARGS...]
+  local dir=$1
+  shift
+  vuf_log "gcc build in ${dir#"$VUF_ROOT"/} (warnings are errors)"
+  if [ ! -f "$dir/CMakeCache.txt" ]; then
+    CC=gcc CXX=g++ cmake -S "$VUF_ROOT" -B "$dir" "$@" >/dev/null
+  fi
+  if ! cmake --build "$dir" -j"$jobs" >"$dir/build.log" 2>&1; then
+    grep -E 'error' -A3 "$dir/build.log" | head -60 >&2
+    echo "error: gcc build failed, see ${dir#"$VUF_ROOT"/}/build.log" >&2
+    exit 2
+  fi
+}
+gcc_build "$VUF_ROOT/build-gcc"
+gcc_build "$VUF_ROOT/build-gcc-release" -DCMAKE_BUILD_TYPE=Release
 
 vuf_log "running tests"
 cd "$VUF_BUILD"

@@ -8,6 +8,7 @@
  * channel's. vuf_spec_open() refuses a table with lint errors.
  */
 #include "vuf_spec.h"
+#include "vuf_util.h"
 
 #include <stdarg.h>
 #include <stdio.h>
@@ -59,6 +60,40 @@ static uint32_t fd_rule_max(const vuf_fd_rule *r, const vuf_payload_def *p)
     return 0;
 }
 
+/* A column's quote: given where a rule's level comes from it, and its verb
+ * the one its words use (vuf_verb_detect). */
+static void lint_quote(lint_ctx *l, const vuf_quote *q, unsigned line, const char *what)
+{
+    if (!q->text || !q->text[0]) {
+        lint_report(l, false, line,
+                    "%s has no spec sentence (VERB \"SENTENCE\"): its violations are NOTE", what);
+        return;
+    }
+    vuf_verb said = vuf_verb_detect(q->text);
+    bool ok = true;
+    switch (q->verb) {
+    case VUF_VERB_MUST:
+    case VUF_VERB_SHOULD:
+    case VUF_VERB_MAY:
+        ok = said == q->verb;
+        break;
+    case VUF_VERB_DEFINES: /* a definition has no must or should of its own */
+        ok = said == VUF_VERB_DESCRIBES || said == VUF_VERB_MAY;
+        break;
+    case VUF_VERB_DESCRIBES:
+        ok = said == VUF_VERB_DESCRIBES;
+        break;
+    case VUF_VERB_SILENT:
+    case VUF_VERB_COUNT:
+        break;
+    }
+    if (!ok)
+        lint_report(l, true, q->line ? q->line : line,
+                    "%s: the table says '%s' but the sentence's words say '%s' (docs/rules.md "
+                    "lists the forms of each verb)",
+                    what, vuf_verb_name(q->verb), vuf_verb_name(said));
+}
+
 static bool fd_rule_is_zero(const vuf_fd_rule *r)
 {
     return r->kind == VUF_FDRULE_EXACT && r->a == 0;
@@ -77,9 +112,43 @@ size_t vuf_spec_lint(const vuf_spec *s, vuf_diag_fn fn, void *ctx)
                             p->elem_size);
             else
                 lint_report(&l, true, p->line,
-                            "payload '%s' is declared %u bytes but its fields make %u", p->name,
-                            p->declared_fixed, p->fixed_size);
+                            "payload '%s' is declared %u byte%s but its fields make %u", p->name,
+                            p->declared_fixed, vuf_plural(p->declared_fixed), p->fixed_size);
         }
+    }
+    for (size_t i = 0; i < vuf_spec_payload_count(s); i++) {
+        const vuf_payload_def *p = vuf_spec_payload_at(s, i);
+        char what[160];
+        if (p->varray_field < 0)
+            continue;
+        snprintf(what, sizeof what, "payload %s: the bound of %s", p->name,
+                 p->fields[p->varray_field].name);
+        lint_quote(&l, &p->fields[p->varray_field].max_quote, p->line, what);
+    }
+    for (size_t i = 0; i < vuf_spec_feature_count(s); i++) {
+        const vuf_feature_def *f = vuf_spec_feature_at(s, i);
+        char what[160];
+        snprintf(what, sizeof what, "feature %s: requires", f->name);
+        if (f->requires)
+            lint_quote(&l, &f->requires_quote, f->line, what);
+    }
+    for (size_t i = 0; i < vuf_spec_device_count(s); i++) {
+        const vuf_device_def *dv = vuf_spec_device_at(s, i);
+        char what[160];
+        snprintf(what, sizeof what, "device %s", dv->name);
+        lint_quote(&l, &dv->quote, dv->line, what);
+    }
+    for (int c = 0; c < VUF_CHAN_COUNT; c++) {
+        const vuf_channel_def *cd = vuf_spec_channel(s, (vuf_channel)c);
+        char what[160];
+        snprintf(what, sizeof what, "channel %s: max-fds", vuf_channel_name((vuf_channel)c));
+        lint_quote(&l, &cd->max_fds_quote, 1, what);
+        snprintf(what, sizeof what, "channel %s: fd-gate", vuf_channel_name((vuf_channel)c));
+        if (cd->has_fd_gate)
+            lint_quote(&l, &cd->fd_gate_quote, 1, what);
+        snprintf(what, sizeof what, "channel %s: requires", vuf_channel_name((vuf_channel)c));
+        if (cd->requires)
+            lint_quote(&l, &cd->requires_quote, 1, what);
     }
     const vuf_payload_def *u64 = vuf_spec_payload(s, "u64");
     if (!u64 || u64->fixed_size != 8 || u64->elem_size)
@@ -137,11 +206,27 @@ size_t vuf_spec_lint(const vuf_spec *s, vuf_diag_fn fn, void *ctx)
             uint32_t mx = fd_rule_max(&m->fds, m->request);
             if (mx > cd->max_fds)
                 lint_report(&l, true, m->line,
-                            "%s: its fd rule allows %u fds, above channel %s's max-fds %u", m->name,
-                            mx, vuf_channel_name(m->channel), cd->max_fds);
+                            "%s: its fd rule allows %u fd%s, above channel %s's max-fds %u",
+                            m->name, mx, vuf_plural(mx), vuf_channel_name(m->channel), cd->max_fds);
             if (m->fds.has_should && m->fds.should > mx)
                 lint_report(&l, true, m->line, "%s: 'should %u' is outside the fd rule's range",
                             m->name, m->fds.should);
+            char what[160];
+            for (size_t k = 0; k < m->ngates; k++) {
+                snprintf(what, sizeof what, "%s: gate %zu", m->name, k + 1);
+                lint_quote(&l, &m->gates[k].quote, m->line, what);
+            }
+            for (size_t k = 0; k < m->nchecks; k++) {
+                snprintf(what, sizeof what, "%s: check %s", m->name, m->checks[k].ref.path);
+                lint_quote(&l, &m->checks[k].quote, m->line, what);
+            }
+            if (m->nafter) {
+                snprintf(what, sizeof what, "%s: after", m->name);
+                lint_quote(&l, &m->after_quote, m->line, what);
+            }
+            if (m->reply_error == VUF_RERR_NEGATIVE && !m->reply_payload)
+                lint_report(&l, true, m->line,
+                            "%s: 'reply-error negative:FIELD' needs a reply payload", m->name);
             for (unsigned b = 0; b < 64; b++) {
                 if (!(m->gate_protocol >> b & 1))
                     continue;
@@ -228,6 +313,9 @@ static void payload_sig(const vuf_payload_def *p, char *out, size_t cap)
         len += (size_t)snprintf(out + len, cap - len, " %s@%u/%u%s%s", f->name ? f->name : "pad",
                                 f->offset, f->size, f->type == VUF_FT_VARRAY ? "[]" : "",
                                 f->element ? f->element->name : "");
+        if (f->type == VUF_FT_VARRAY && len < cap)
+            len += (size_t)snprintf(out + len, cap - len, " max %u (%s)", f->max_count,
+                                    vuf_verb_name(f->max_quote.verb));
     }
     for (size_t i = 0; i < p->nspans && len < cap; i++)
         len += (size_t)snprintf(
@@ -265,11 +353,9 @@ static void diff_msg(diff_ctx *d, const vuf_spec *A, const vuf_spec *B, const vu
     vuf_fd_rule_str(&a->reply_fds, x, sizeof x);
     vuf_fd_rule_str(&b->reply_fds, y, sizeof y);
     diff_str(d, what, "reply fd rule", x, y);
-    diff_mask(d, A, B, what, "protocol gate", VUF_SPACE_PROTOCOL, a->gate_protocol,
-              b->gate_protocol);
-    diff_mask(d, A, B, what, "virtio gate", VUF_SPACE_VIRTIO, a->gate_virtio, b->gate_virtio);
-    static const char *g30[] = {"", "offered", "negotiated"};
-    diff_str(d, what, "bit 30 gate", g30[a->gate_bit30], g30[b->gate_bit30]);
+    vuf_gates_str(A, a, x, sizeof x);
+    vuf_gates_str(B, b, y, sizeof y);
+    diff_str(d, what, "gates", x, y);
     size_t lx = 0, ly = 0;
     x[0] = y[0] = 0;
     for (size_t i = 0; i < a->nafter; i++)
@@ -288,6 +374,9 @@ static void diff_msg(diff_ctx *d, const vuf_spec *A, const vuf_spec *B, const vu
         for (size_t k = 0; k < a->checks[i].nvalues && lx < sizeof x; k++)
             lx += (size_t)snprintf(x + lx, sizeof x - lx, "%s%llu", k ? "," : " ",
                                    (unsigned long long)a->checks[i].values[k]);
+        if (lx < sizeof x)
+            lx += (size_t)snprintf(x + lx, sizeof x - lx, " (%s)",
+                                   vuf_verb_name(a->checks[i].quote.verb));
     }
     for (size_t i = 0; i < b->nchecks; i++) {
         ly +=
@@ -296,6 +385,9 @@ static void diff_msg(diff_ctx *d, const vuf_spec *A, const vuf_spec *B, const vu
         for (size_t k = 0; k < b->checks[i].nvalues && ly < sizeof y; k++)
             ly += (size_t)snprintf(y + ly, sizeof y - ly, "%s%llu", k ? "," : " ",
                                    (unsigned long long)b->checks[i].values[k]);
+        if (ly < sizeof y)
+            ly += (size_t)snprintf(y + ly, sizeof y - ly, " (%s)",
+                                   vuf_verb_name(b->checks[i].quote.verb));
     }
     diff_str(d, what, "value checks", x, y);
     diff_str(d, what, "section", a->section, b->section);
@@ -346,7 +438,23 @@ size_t vuf_spec_diff(const vuf_spec *A, const vuf_spec *B, void (*fn)(void *, co
                 dout(&d, "~ %s: %s", what,
                      b->provisional ? "now provisional" : "no longer provisional");
             diff_mask(&d, A, B, what, "requires", (vuf_space)sp, a->requires, b->requires);
+            if (a->requires && b->requires)
+                diff_str(&d, what, "requires verb", vuf_verb_name(a->requires_quote.verb),
+                         vuf_verb_name(b->requires_quote.verb));
         }
+    }
+    for (size_t i = 0; i < vuf_spec_device_count(A); i++) {
+        const vuf_device_def *a = vuf_spec_device_at(A, i), *b = vuf_spec_device(B, a->name);
+        if (!b)
+            dout(&d, "- device %s removed", a->name);
+        else if (a->rings_per_queue != b->rings_per_queue)
+            dout(&d, "~ device %s: rings per queue changed: %u -> %u", a->name, a->rings_per_queue,
+                 b->rings_per_queue);
+    }
+    for (size_t i = 0; i < vuf_spec_device_count(B); i++) {
+        const vuf_device_def *b = vuf_spec_device_at(B, i);
+        if (!vuf_spec_device(A, b->name))
+            dout(&d, "+ device %s added (%u rings per queue)", b->name, b->rings_per_queue);
     }
     for (size_t i = 0; i < vuf_spec_payload_count(A); i++) {
         const vuf_payload_def *a = vuf_spec_payload_at(A, i);

@@ -2,6 +2,7 @@
 /* Rendering the table for people: one-line column strings, `spec show`, and
  * the generated message reference (docs/messages.md). */
 #include "vuf_spec.h"
+#include "vuf_util.h"
 
 #include <stdarg.h>
 #include <stdio.h>
@@ -56,7 +57,7 @@ void vuf_payload_str(const vuf_payload_def *p, char *out, size_t cap)
     else if (p->elem_size)
         snprintf(out, cap, "%s (%u+%un bytes)", p->name, p->fixed_size, p->elem_size);
     else
-        snprintf(out, cap, "%s (%u bytes)", p->name, p->fixed_size);
+        snprintf(out, cap, "%s (%u byte%s)", p->name, p->fixed_size, vuf_plural(p->fixed_size));
 }
 
 void vuf_feature_mask_str(const vuf_spec *s, vuf_space sp, uint64_t mask, char *out, size_t cap)
@@ -108,18 +109,39 @@ void vuf_reply_str(const vuf_spec *s, const vuf_msg_def *m, char *out, size_t ca
         snprintf(out + n + extra, cap - (size_t)(n + extra), "; failure: empty payload");
 }
 
+static const char *gate_cond_name(const vuf_gate *g)
+{
+    return g->cond == VUF_GATE_OFFERED ? "offered" : "negotiated";
+}
+
+/* One gate: "bit 30 offered", "protocol MQ offered", "virtio IOMMU_PLATFORM negotiated". */
+static void gate_str(const vuf_spec *s, const vuf_gate *g, char *out, size_t cap)
+{
+    char names[256];
+    if (g->space == VUF_SPACE_VIRTIO && g->mask == 1ull << VUF_VIRTIO_PROTOCOL_FEATURES_BIT) {
+        snprintf(out, cap, "bit 30 %s", gate_cond_name(g));
+        return;
+    }
+    vuf_feature_mask_str(s, g->space, g->mask, names, sizeof names);
+    snprintf(out, cap, "%s %s %s", g->space == VUF_SPACE_PROTOCOL ? "protocol" : "virtio", names,
+             gate_cond_name(g));
+}
+
 void vuf_gates_str(const vuf_spec *s, const vuf_msg_def *m, char *out, size_t cap)
 {
-    char p[256], v[256];
-    vuf_feature_mask_str(s, VUF_SPACE_PROTOCOL, m->gate_protocol, p, sizeof p);
-    vuf_feature_mask_str(s, VUF_SPACE_VIRTIO, m->gate_virtio, v, sizeof v);
-    snprintf(out, cap, "%s%s%s%s%s%s%s",
-             m->gate_bit30 == VUF_BIT30_OFFERED      ? "bit 30 offered"
-             : m->gate_bit30 == VUF_BIT30_NEGOTIATED ? "bit 30 negotiated"
-                                                     : "",
-             m->gate_bit30 && (p[0] || v[0]) ? "; " : "", p[0] ? "protocol " : "", p,
-             p[0] && v[0] ? "; " : "", v[0] ? "virtio " : "", v);
-    if (!out[0])
+    size_t len = 0;
+    if (cap)
+        out[0] = 0;
+    for (size_t i = 0; i < m->ngates && len < cap; i++) {
+        char g[300];
+        gate_str(s, &m->gates[i], g, sizeof g);
+        int n = snprintf(out + len, cap - len, "%s%s (%s)", i ? "; " : "", g,
+                         vuf_verb_name(m->gates[i].quote.verb));
+        if (n < 0)
+            return;
+        len += (size_t)n;
+    }
+    if (cap && !out[0])
         snprintf(out, cap, "-");
 }
 
@@ -160,9 +182,9 @@ static void payload_fields(const vuf_payload_def *p, vuf_write_fn w, void *ctx, 
         else if (f->type == VUF_FT_BYTES)
             wf(w, ctx, "%s@%-3u u8 %s[%u]\n", ind, f->offset, f->name, f->size);
         else if (f->type == VUF_FT_VARRAY)
-            wf(w, ctx, "%s@%-3u %s %s[%s] max %u\n", ind, f->offset,
+            wf(w, ctx, "%s@%-3u %s %s[%s] max %u (%s: \"%s\")\n", ind, f->offset,
                f->element ? f->element->name : "u8", f->name, p->fields[f->count_field].name,
-               f->max_count);
+               f->max_count, vuf_verb_name(f->max_quote.verb), f->max_quote.text);
         else
             wf(w, ctx, "%s@%-3u %s %s\n", ind, f->offset, tn[f->type], f->name);
     }
@@ -171,7 +193,15 @@ static void payload_fields(const vuf_payload_def *p, vuf_write_fn w, void *ctx, 
            p->fields[p->spans[i].size_field].name, p->spans[i].fd ? " (in the fd)" : "");
 }
 
-void vuf_spec_render_show(const vuf_spec *s, const vuf_msg_def *m, vuf_write_fn w, void *ctx)
+static void quote_line(vuf_write_fn w, void *ctx, const char *ind, const vuf_quote *q)
+{
+    if (q->text && q->text[0])
+        wf(w, ctx, "%s%s: \"%s\"\n", ind, vuf_verb_name(q->verb), q->text);
+    else
+        wf(w, ctx, "%s(no spec sentence)\n", ind);
+}
+
+static void show(const vuf_spec *s, const vuf_msg_def *m, vuf_write_fn w, void *ctx, bool lines)
 {
     char b[512];
     wf(w, ctx, "%s\n", m->name);
@@ -194,8 +224,13 @@ void vuf_spec_render_show(const vuf_spec *s, const vuf_msg_def *m, vuf_write_fn 
        m->reply_size_matches_request ? " (size equals the request's)" : "");
     vuf_fd_rule_str(&m->reply_fds, b, sizeof b);
     wf(w, ctx, "  reply fds:    %s\n", b);
-    vuf_gates_str(s, m, b, sizeof b);
-    wf(w, ctx, "  gates:        %s\n", b);
+    for (size_t i = 0; i < m->ngates; i++) {
+        gate_str(s, &m->gates[i], b, sizeof b);
+        wf(w, ctx, "  gate:         %s\n", b);
+        quote_line(w, ctx, "                ", &m->gates[i].quote);
+    }
+    if (!m->ngates)
+        wf(w, ctx, "  gates:        -\n");
     if (m->nafter) {
         size_t len = 0;
         b[0] = 0;
@@ -203,6 +238,7 @@ void vuf_spec_render_show(const vuf_spec *s, const vuf_msg_def *m, vuf_write_fn 
             len +=
                 (size_t)snprintf(b + len, sizeof b - len, "%s%s", i ? ", " : "", m->after[i]->name);
         wf(w, ctx, "  after:        %s\n", b);
+        quote_line(w, ctx, "                ", &m->after_quote);
     }
     if (m->vring.present)
         wf(w, ctx, "  vring index:  %s\n", m->vring.path);
@@ -215,11 +251,18 @@ void vuf_spec_render_show(const vuf_spec *s, const vuf_msg_def *m, vuf_write_fn 
                                     (unsigned long long)c->values[k]);
         wf(w, ctx, "  check:        %s %s %s\n", c->ref.path,
            c->kind == VUF_CHECK_IN ? "in" : "mask", b);
+        quote_line(w, ctx, "                ", &c->quote);
     }
     wf(w, ctx, "  section:      %s\n", m->section);
     for (const char *const *n = m->notes; *n; n++)
         wf(w, ctx, "  note:         %s\n", *n);
-    wf(w, ctx, "  defined at:   %s:%u\n", vuf_spec_filename(s), m->line);
+    if (lines)
+        wf(w, ctx, "  defined at:   %s:%u\n", vuf_spec_filename(s), m->line);
+}
+
+void vuf_spec_render_show(const vuf_spec *s, const vuf_msg_def *m, vuf_write_fn w, void *ctx)
+{
+    show(s, m, w, ctx, true);
 }
 
 static void md_escape(const char *in, char *out, size_t cap)
@@ -238,15 +281,16 @@ void vuf_spec_render_doc_md(const vuf_spec *s, vuf_write_fn w, void *ctx)
     char b[1024], e[2048];
     wf(w, ctx, "# vhost-user message reference\n\n");
     wf(w, ctx,
-       "Generated from `spec/vhost-user.spec` by `vufuzz spec doc --format md`. "
-       "Do not edit: edit the table and regenerate (a test checks this file is "
-       "fresh).\n\n");
+       "Generated from `spec/vhost-user.spec`: do not edit, edit the table and "
+       "regenerate with `build/vufuzz spec doc -o docs/messages.md` (a test checks "
+       "this file is fresh). Each gate and value check shows the rst sentence it "
+       "comes from and its verb (docs/rules.md, \"Levels\").\n\n");
     for (int c = 0; c < VUF_CHAN_COUNT; c++) {
         const vuf_channel_def *cd = vuf_spec_channel(s, (vuf_channel)c);
         wf(w, ctx, "## %s channel\n\n",
            c == VUF_CHAN_FRONTEND ? "Front-end (main socket)" : "Back-end");
-        wf(w, ctx, "Initiator: %s. At most %u fds per message.", vuf_side_name(cd->initiator),
-           cd->max_fds);
+        wf(w, ctx, "Initiator: %s. At most %u fd%s per message.", vuf_side_name(cd->initiator),
+           cd->max_fds, vuf_plural(cd->max_fds));
         if (cd->has_fd_gate) {
             const vuf_feature_def *f = vuf_spec_feature(s, VUF_SPACE_PROTOCOL, cd->fd_gate_bit);
             wf(w, ctx, " fds only with %s.", f ? f->name : "?");
@@ -280,7 +324,7 @@ void vuf_spec_render_doc_md(const vuf_spec *s, vuf_write_fn w, void *ctx)
             wf(w, ctx, "<a id=\"%s-%u\"></a>\n### %s (%s %u)\n\n```\n",
                c == VUF_CHAN_FRONTEND ? "fe" : "be", m->id, m->name, vuf_channel_name(m->channel),
                m->id);
-            vuf_spec_render_show(s, m, w, ctx);
+            show(s, m, w, ctx, false); /* no line numbers: a table edit is not a doc diff */
             wf(w, ctx, "```\n\n");
         }
     }

@@ -25,6 +25,39 @@ const char *vuf_channel_name(vuf_channel c); /* "frontend" / "backend" */
 const char *vuf_side_name(vuf_side s);       /* "frontend" / "backend" */
 int vuf_channel_parse(const char *s, vuf_channel *out);
 
+/* ---- what the spec text says ----
+ * Every column that a rule is checked from can carry the rst sentence it
+ * comes from and that sentence's verb; the level of a violation is derived
+ * from the verb (checkers/vuf_rules.h), never chosen separately. In the table
+ * a quote is written VERB "SENTENCE" at the end of a statement
+ * (spec/README.md); docs/rules.md lists the normative forms of each verb. */
+typedef enum {
+    VUF_VERB_SILENT = 0, /* the rst does not state it; the text says where the check comes from */
+    VUF_VERB_MUST,       /* must / MUST, or an equivalent normative form ("only legal if", ...) */
+    VUF_VERB_DEFINES,    /* a definition of the wire format: a field, a layout, its values */
+    VUF_VERB_SHOULD,     /* should / SHOULD */
+    VUF_VERB_MAY,        /* may / can: a permission */
+    VUF_VERB_DESCRIBES,  /* descriptive text without a normative verb */
+    VUF_VERB_COUNT
+} vuf_verb;
+
+typedef struct {
+    vuf_verb verb;
+    const char *text; /* the rst sentence verbatim, or for SILENT the reason; "" if not given */
+    unsigned line;    /* table line, 0 if not given */
+} vuf_quote;
+
+/* "must", "defines", ... ; vuf_verb_parse returns 0 or -1. */
+const char *vuf_verb_name(vuf_verb v);
+int vuf_verb_parse(const char *s, vuf_verb *out);
+/* The verb a sentence's own words use: MUST if it has a must-form, else
+ * SHOULD, else MAY, else DESCRIBES (docs/rules.md lists the forms). Lint
+ * compares it with the verb the table declares. */
+vuf_verb vuf_verb_detect(const char *sentence);
+/* The words vuf_verb_detect looks for (NULL-terminated), or NULL for a verb
+ * without forms (defines, describes, silent). */
+const char *const *vuf_verb_forms(vuf_verb v);
+
 /* A diagnostic from the loader or lint. */
 typedef struct {
     char file[128];
@@ -40,6 +73,7 @@ typedef struct {
     const char *const *former; /* NULL-terminated */
     bool provisional;
     uint64_t requires; /* mask of bits (same space) needed with this one */
+    vuf_quote requires_quote;
     const char *section;
     const char *note;
     unsigned line;
@@ -76,6 +110,7 @@ typedef struct {
     /* VARRAY only */
     int count_field;                /* index of the count field in the payload */
     uint32_t max_count;             /* max K */
+    vuf_quote max_quote;            /* where the bound comes from */
     const vuf_payload_def *element; /* NULL when the element is u8 */
 } vuf_field_def;
 
@@ -92,6 +127,7 @@ struct vuf_payload_def {
     /* SIZE as written in the table ("N" or "N+Mn"); lint compares it with
      * the size computed from the fields. */
     uint32_t declared_fixed, declared_elem;
+    const char *section; /* rst section of the layout, "" if none */
     unsigned line;
 };
 
@@ -109,7 +145,12 @@ typedef enum { VUF_REPLY_NONE, VUF_REPLY_ACK, VUF_REPLY_ALWAYS } vuf_reply_kind;
 
 /* How an explicit reply says "failed" (`reply-error`): not at all, with a
  * u64 status value, or with an empty payload (GET_CONFIG). */
-typedef enum { VUF_RERR_NONE, VUF_RERR_U64, VUF_RERR_EMPTY } vuf_reply_error_kind;
+typedef enum {
+    VUF_RERR_NONE,
+    VUF_RERR_U64,      /* a u64 status: reply_error_value on failure, 0 on success */
+    VUF_RERR_EMPTY,    /* an empty payload */
+    VUF_RERR_NEGATIVE, /* a field of the reply (reply_error_ref) holds a negative i64 */
+} vuf_reply_error_kind;
 
 typedef enum {
     VUF_FDRULE_EXACT, /* n == a */
@@ -147,7 +188,22 @@ typedef struct {
     vuf_field_ref ref;
     size_t nvalues;
     const uint64_t *values; /* IN: allowed values; MASK: values[0] = mask */
+    vuf_quote quote;
 } vuf_value_check;
+
+/* `gate protocol|virtio NAME... [offered|negotiated] VERB "SENTENCE"`:
+ * the message is sent only when the features were offered (reported by the
+ * back-end in GET_FEATURES / GET_PROTOCOL_FEATURES) or negotiated (acked
+ * with SET_FEATURES / SET_PROTOCOL_FEATURES). `gate bit30 C` is
+ * `gate virtio PROTOCOL_FEATURES C`. */
+typedef enum { VUF_GATE_NEGOTIATED = 0, VUF_GATE_OFFERED = 1 } vuf_gate_cond;
+
+typedef struct {
+    vuf_space space;
+    uint64_t mask; /* every feature of the mask is needed */
+    vuf_gate_cond cond;
+    vuf_quote quote;
+} vuf_gate;
 
 typedef struct vuf_msg_def vuf_msg_def;
 
@@ -169,16 +225,22 @@ struct vuf_msg_def {
     const vuf_payload_def *reply_payload; /* explicit reply payload or NULL */
     bool reply_size_matches_request;
     vuf_reply_error_kind reply_error;
-    uint64_t reply_error_value; /* VUF_RERR_U64: the status a failure reply carries */
+    uint64_t reply_error_value;    /* VUF_RERR_U64: the status a failure reply carries */
+    vuf_field_ref reply_error_ref; /* VUF_RERR_NEGATIVE: the field that is negative */
 
     vuf_fd_rule fds, reply_fds;
 
+    size_t ngates;
+    const vuf_gate *gates;
+    /* the gates summed up: every feature some gate names (any condition),
+     * and the bit-30 gate's condition */
     uint64_t gate_protocol; /* mask */
     uint64_t gate_virtio;   /* mask */
     vuf_bit30_gate gate_bit30;
 
     size_t nafter;
     const vuf_msg_def *const *after; /* ordering prerequisites */
+    vuf_quote after_quote;
 
     vuf_field_ref vring; /* vring index field, if any */
 
@@ -196,8 +258,19 @@ typedef struct {
     bool has_fd_gate;
     unsigned fd_gate_bit; /* protocol bit */
     uint64_t requires;    /* protocol mask needed before any traffic */
+    vuf_quote max_fds_quote, fd_gate_quote, requires_quote;
     const char *section;
 } vuf_channel_def;
+
+/* `device NAME rings-per-queue N VERB "SENTENCE"`: how a device type counts
+ * the queues GET_QUEUE_NUM reports (virtio-net: queue pairs, 2 rings each).
+ * 0 rings per queue: the table does not know. */
+typedef struct {
+    const char *name;
+    uint32_t rings_per_queue;
+    vuf_quote quote;
+    unsigned line;
+} vuf_device_def;
 
 /* ---- loading ---- */
 
@@ -237,6 +310,12 @@ const vuf_feature_def *vuf_spec_feature(const vuf_spec *s, vuf_space sp, unsigne
 const vuf_feature_def *vuf_spec_feature_by_name(const vuf_spec *s, vuf_space sp, const char *n);
 /* Bit of a feature by name, or -1. */
 int vuf_spec_feature_bit(const vuf_spec *s, vuf_space sp, const char *name);
+
+size_t vuf_spec_device_count(const vuf_spec *s);
+const vuf_device_def *vuf_spec_device_at(const vuf_spec *s, size_t i);
+const vuf_device_def *vuf_spec_device(const vuf_spec *s, const char *name);
+/* "blk, net, ..." for messages that list the device types. */
+void vuf_spec_device_names(const vuf_spec *s, char *out, size_t cap);
 
 size_t vuf_spec_payload_count(const vuf_spec *s);
 const vuf_payload_def *vuf_spec_payload_at(const vuf_spec *s, size_t i);

@@ -232,7 +232,9 @@ static conf_case *load_cases(const char *dir, size_t *n, bool *ok)
         if (g->d_name[0] == '.' || !strcmp(g->d_name, "prefix"))
             continue;
         char gd[4096];
-        snprintf(gd, sizeof gd, "%s/%s", dir, g->d_name);
+        int gl = snprintf(gd, sizeof gd, "%s/%s", dir, g->d_name);
+        if (gl < 0 || (size_t)gl >= sizeof gd)
+            continue; /* a path too long to open */
         DIR *e = opendir(gd);
         if (!e)
             continue;
@@ -418,7 +420,7 @@ static void obs_event(void *ctx, const vuf_event *ev)
 static void obs_violation(void *ctx, const vuf_violation *v)
 {
     observer *o = ctx;
-    if (v->side == VUF_SIDE_BACKEND && v->rule->level == VUF_SHOULD) {
+    if (v->side == VUF_SIDE_BACKEND && v->level == VUF_SHOULD) {
         if (!o->should)
             snprintf(o->should_text, sizeof o->should_text, "SHOULD %s: %s: %s", v->rule->id,
                      v->msg, v->text);
@@ -435,11 +437,16 @@ static Vuf__Session *case_session(const vuf_spec *s, const char *dir, const conf
     *prefix_actions = 0;
     if (c->prefix) {
         char path[4096];
-        snprintf(path, sizeof path, "%s/prefix/%s.txt", dir, c->prefix);
+        int pl = snprintf(path, sizeof path, "%s/prefix/%s.txt", dir, c->prefix);
+        if (pl < 0 || (size_t)pl >= sizeof path) {
+            snprintf(err, cap, "prefix %s: the path is too long", c->prefix);
+            return NULL;
+        }
         char e[200];
         text = (char *)vuf_read_file(path, 1 << 20, &plen, e, sizeof e);
         if (!text) {
-            snprintf(err, cap, "prefix %s: %s", path, e);
+            if (snprintf(err, cap, "prefix %s: %s", path, e) < 0)
+                err[0] = 0;
             return NULL;
         }
         vuf_diag d;
@@ -463,9 +470,9 @@ static Vuf__Session *case_session(const vuf_spec *s, const char *dir, const conf
     /* diagnostics name the case file (the prefix's lines come first) */
     Vuf__Session *ses = vuf_session_parse_text(s, all, plen + 1 + blen, c->path, &d);
     free(all);
-    if (!ses)
-        snprintf(err, cap, "%s:%u:%u: %s (line numbers count the prefix's lines first)", d.file,
-                 d.line, d.col, d.text);
+    if (!ses && snprintf(err, cap, "%s:%u:%u: %s (line numbers count the prefix's lines first)",
+                         d.file, d.line, d.col, d.text) < 0)
+        err[0] = 0;
     return ses;
 }
 
@@ -840,6 +847,7 @@ int vuf_cmd_conform(int argc, char **argv)
                            .on_event = obs_event,
                            .on_action = obs_action,
                            .on_violation = obs_violation,
+                           .device = device ? vuf_spec_device(spec, device) : NULL,
                            .ctx = &obs};
     runner r = {.spec = spec,
                 .dir = dir,

@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/stat.h>
 
 typedef struct {
     vuf_event ev;
@@ -19,6 +20,8 @@ typedef struct {
 struct vuf_trace {
     trace_item *items;
     size_t n, cap;
+    char device[32]; /* the `device NAME` line, "" if none */
+    unsigned device_line;
 };
 
 vuf_trace *vuf_trace_new(void)
@@ -34,6 +37,13 @@ void vuf_trace_free(vuf_trace *t)
         free(t->items[i].store);
     free(t->items);
     free(t);
+}
+
+const char *vuf_trace_device(const vuf_trace *t, unsigned *line)
+{
+    if (line)
+        *line = t->device_line;
+    return t->device[0] ? t->device : NULL;
 }
 
 size_t vuf_trace_count(const vuf_trace *t)
@@ -58,15 +68,22 @@ int vuf_trace_append(vuf_trace *t, const vuf_event *ev)
     }
     trace_item *it = &t->items[t->n];
     it->ev = *ev;
-    it->store = malloc(ev->len + ev->nfds + 1);
+    size_t rl = ev->rule ? strlen(ev->rule) + 1 : 0, tl = ev->text ? strlen(ev->text) + 1 : 0;
+    it->store = malloc(ev->len + ev->nfds + rl + tl + 1);
     if (!it->store)
         return -1;
+    uint8_t *p = it->store;
     if (ev->len)
-        memcpy(it->store, ev->data, ev->len);
+        memcpy(p, ev->data, ev->len);
+    it->ev.data = p;
+    p += ev->len;
     if (ev->nfds)
-        memcpy(it->store + ev->len, ev->fds, ev->nfds);
-    it->ev.data = it->store;
-    it->ev.fds = it->store + ev->len;
+        memcpy(p, ev->fds, ev->nfds);
+    it->ev.fds = p;
+    p += ev->nfds;
+    it->ev.rule = rl ? memcpy(p, ev->rule, rl) : NULL;
+    p += rl;
+    it->ev.text = tl ? memcpy(p, ev->text, tl) : NULL;
     t->n++;
     return 0;
 }
@@ -133,17 +150,100 @@ static int parse_channel_tok(const char *s, vuf_channel *c)
 static int parse_tokens(vuf_trace *t, const vuf_spec *s, char *buf, const char *line,
                         unsigned lineno, const char *file, vuf_diag *diag);
 
+/* device NAME: the device type of the conversation (the table's `device`
+ * lines say how it counts its queues). */
+static int parse_device(vuf_trace *t, const vuf_spec *s, const tok_t *tok, size_t n,
+                        const char *line, unsigned lineno, const char *file, vuf_diag *diag)
+{
+    if (n != 2) {
+        unsigned col = n < 2 ? (unsigned)strlen(line) + 1 : tok[2].col;
+        return terr(diag, file, lineno, col, "expected 'device NAME' (a device of the table)");
+    }
+    if (!vuf_spec_device(s, tok[1].s)) {
+        char names[256];
+        vuf_spec_device_names(s, names, sizeof names);
+        return terr(diag, file, lineno, tok[1].col, "unknown device '%s' (expected %s)", tok[1].s,
+                    names);
+    }
+    if (t->device[0])
+        return terr(diag, file, lineno, 1, "a second device line (the first is at line %u)",
+                    t->device_line);
+    snprintf(t->device, sizeof t->device, "%s", vuf_spec_device(s, tok[1].s)->name);
+    t->device_line = lineno;
+    return 0;
+}
+
+static const char *const note_kinds[] = {
+    [VUF_NOTE_REFUSE] = "refuse", [VUF_NOTE_TIMEOUT] = "timeout", [VUF_NOTE_LATE] = "late"};
+
+static bool rule_id_syntax(const char *s)
+{
+    if (!*s)
+        return false;
+    for (; *s; s++)
+        if (!((*s >= 'A' && *s <= 'Z') || (*s >= '0' && *s <= '9') || *s == '-'))
+            return false;
+    return true;
+}
+
+/* note CHANNEL refuse|timeout|late by=F|B [rule=RULE] [-- TEXT] */
+static int parse_note(vuf_trace *t, const tok_t *tok, size_t n, const char *line, unsigned lineno,
+                      const char *file, vuf_diag *diag)
+{
+    vuf_event ev = {.kind = VUF_EV_NOTE, .line = lineno, .sender = VUF_SIDE_BACKEND};
+    if (n < 3 || parse_channel_tok(tok[1].s, &ev.channel))
+        return terr(diag, file, lineno, n < 2 ? (unsigned)strlen(line) + 1 : tok[1].col,
+                    "expected a channel after 'note' (main or backend)");
+    for (int k = VUF_NOTE_REFUSE; k <= VUF_NOTE_LATE; k++)
+        if (!strcmp(tok[2].s, note_kinds[k]))
+            ev.note = (vuf_note_kind)k;
+    if (ev.note == VUF_NOTE_NONE)
+        return terr(diag, file, lineno, tok[2].col,
+                    "unknown note '%s' (expected refuse, timeout or late)", tok[2].s);
+    bool by = false;
+    for (size_t i = 3; i < n; i++) {
+        if (!strcmp(tok[i].s, "by=F") || !strcmp(tok[i].s, "by=B")) {
+            ev.sender = tok[i].s[3] == 'B' ? VUF_SIDE_BACKEND : VUF_SIDE_FRONTEND;
+            by = true;
+        } else if (!strncmp(tok[i].s, "rule=", 5) && ev.note == VUF_NOTE_REFUSE &&
+                   rule_id_syntax(tok[i].s + 5)) {
+            ev.rule = tok[i].s + 5;
+        } else {
+            return terr(diag, file, lineno, tok[i].col,
+                        "unexpected '%s' (expected by=F, by=B, rule=RULE on a refusal, or -- TEXT)",
+                        tok[i].s);
+        }
+    }
+    if (!by)
+        return terr(diag, file, lineno, (unsigned)strlen(line) + 1,
+                    "a note needs by=F or by=B (the side that acted)");
+    const char *dash = strstr(line, " -- ");
+    char text[1024];
+    if (dash) {
+        snprintf(text, sizeof text, "%s", dash + 4);
+        size_t l = strlen(text);
+        while (l && (text[l - 1] == '\r' || text[l - 1] == '\n'))
+            text[--l] = 0;
+        ev.text = text;
+    }
+    return vuf_trace_append(t, &ev) ? terr(diag, file, lineno, 1, "out of memory") : 1;
+}
+
 int vuf_trace_parse_line(vuf_trace *t, const vuf_spec *s, const char *line, unsigned lineno,
                          const char *file, vuf_diag *diag)
 {
     /* most lines fit on the stack; a long raw payload gets a heap copy */
     char small[4096], *buf = small;
     size_t l = strlen(line);
+    const char *dash = strstr(line, " -- ");
+    if (dash && !strncmp(line + strspn(line, " \t"), "note ", 5))
+        l = (size_t)(dash - line); /* a note's text is not made of tokens */
     if (l > 2 * 65536 + 4096)
         return terr(diag, file, lineno, 1, "line too long (at most %d bytes)", 2 * 65536 + 4096);
     if (l >= sizeof small && !(buf = malloc(l + 1)))
         return terr(diag, file, lineno, 1, "out of memory");
-    memcpy(buf, line, l + 1);
+    memcpy(buf, line, l);
+    buf[l] = 0;
     int rc = parse_tokens(t, s, buf, line, lineno, file, diag);
     if (buf != small)
         free(buf);
@@ -161,6 +261,10 @@ static int parse_tokens(vuf_trace *t, const vuf_spec *s, char *buf, const char *
     if (n == 0)
         return 0;
     vuf_event ev = {.line = lineno};
+    if (!strcmp(tok[0].s, "device"))
+        return parse_device(t, s, tok, n, line, lineno, file, diag);
+    if (!strcmp(tok[0].s, "note"))
+        return parse_note(t, tok, n, line, lineno, file, diag);
     if (!strcmp(tok[0].s, "open") || !strcmp(tok[0].s, "close")) {
         ev.kind = tok[0].s[0] == 'o' ? VUF_EV_OPEN : VUF_EV_CLOSE;
         if (n < 2 || parse_channel_tok(tok[1].s, &ev.channel))
@@ -184,7 +288,7 @@ static int parse_tokens(vuf_trace *t, const vuf_spec *s, char *buf, const char *
         ev.sender = VUF_SIDE_BACKEND;
     else
         return terr(diag, file, lineno, tok[0].col,
-                    "unexpected '%s' (expected F>B, B>F, open or close)", tok[0].s);
+                    "unexpected '%s' (expected F>B, B>F, open, close, note or device)", tok[0].s);
     if (n < 3)
         return terr(diag, file, lineno, (unsigned)strlen(line) + 1,
                     "expected a channel and a message after '%s'", tok[0].s);
@@ -425,6 +529,12 @@ vuf_trace *vuf_trace_load_file(const vuf_spec *s, const char *path, vuf_diag *di
 {
     size_t len;
     char err[160];
+    struct stat st;
+    /* a device (/dev/zero) is no recording: refused before it is read */
+    if (!stat(path, &st) && (S_ISCHR(st.st_mode) || S_ISBLK(st.st_mode))) {
+        terr(diag, path, 0, 0, "is a device, not a trace file");
+        return NULL;
+    }
     char *buf = (char *)vuf_read_file(path, VUF_TRACE_MAX_FILE, &len, err, sizeof err);
     if (!buf) {
         terr(diag, path, 0, 0, "%s", err);
@@ -437,6 +547,22 @@ vuf_trace *vuf_trace_load_file(const vuf_spec *s, const char *path, vuf_diag *di
 
 /* ---------- printing ---------- */
 
+/* Append to out[0..cap) at *len, snprintf style: *len counts what would
+ * have been written, out may be NULL to measure. */
+static void emit(char *out, size_t cap, size_t *len, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+
+static void emit(char *out, size_t cap, size_t *len, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    int k = out && *len < cap ? vsnprintf(out + *len, cap - *len, fmt, ap)
+                              : vsnprintf(NULL, 0, fmt, ap);
+    va_end(ap);
+    if (k > 0)
+        *len += (size_t)k;
+}
+
 int vuf_trace_format_event(const vuf_spec *s, const vuf_event *ev, char *out, size_t cap)
 {
     const char *ch = ev->channel == VUF_CHAN_BACKEND ? "backend" : "main";
@@ -445,11 +571,20 @@ int vuf_trace_format_event(const vuf_spec *s, const vuf_event *ev, char *out, si
     if (ev->kind == VUF_EV_CLOSE)
         return snprintf(out, cap, "close %s by=%c", ch, ev->sender == VUF_SIDE_BACKEND ? 'B' : 'F');
     if (ev->kind == VUF_EV_NOTE) {
-        static const char *const kind[] = {"note", "refuse", "timeout", "late"};
-        return snprintf(out, cap, "# %c %s %s%s%s: %s", ev->sender == VUF_SIDE_BACKEND ? 'B' : 'F',
-                        ev->note <= VUF_NOTE_LATE ? kind[ev->note] : "note", ch,
-                        ev->rule ? " rule=" : "", ev->rule ? ev->rule : "",
-                        ev->text ? ev->text : "");
+        size_t len = 0;
+        emit(out, cap, &len, "note %s %s by=%c", ch,
+             ev->note >= VUF_NOTE_REFUSE && ev->note <= VUF_NOTE_LATE ? note_kinds[ev->note]
+                                                                      : "refuse",
+             ev->sender == VUF_SIDE_BACKEND ? 'B' : 'F');
+        if (ev->rule && ev->note == VUF_NOTE_REFUSE && rule_id_syntax(ev->rule))
+            emit(out, cap, &len, " rule=%s", ev->rule);
+        if (ev->text && ev->text[0]) {
+            /* one line: line breaks become blanks */
+            emit(out, cap, &len, " -- ");
+            for (const char *p = ev->text; *p; p++)
+                emit(out, cap, &len, "%c", *p == '\n' || *p == '\r' ? ' ' : *p);
+        }
+        return (int)len;
     }
     vuf_msg_view v;
     if (!vuf_msg_decode(s, ev->channel, ev->data, ev->len, &v)) {
@@ -460,13 +595,7 @@ int vuf_trace_format_event(const vuf_spec *s, const vuf_event *ev, char *out, si
                         ch, hex);
     }
     size_t len = 0;
-#define EMIT(...)                                                                                  \
-    do {                                                                                           \
-        int k_ = snprintf(out ? out + (len < cap ? len : cap) : NULL, len < cap ? cap - len : 0,   \
-                          __VA_ARGS__);                                                            \
-        if (k_ > 0)                                                                                \
-            len += (size_t)k_;                                                                     \
-    } while (0)
+#define EMIT(...) emit(out, cap, &len, __VA_ARGS__)
     EMIT("%s %s ", ev->sender == VUF_SIDE_BACKEND ? "B>F" : "F>B", ch);
     if (v.def)
         EMIT("%s", v.def->name);
@@ -485,6 +614,12 @@ int vuf_trace_format_event(const vuf_spec *s, const vuf_event *ev, char *out, si
         EMIT(" hdr.size=%u", v.hdr.size);
     if (!v.payload_len && v.layout && !v.layout->is_empty && v.layout->fixed_size)
         EMIT(" raw="); /* no bytes where the layout has some */
+    /* a reply explicit only in some states (reply-always-if): 8 bytes print
+     * as the ack they most often are (the parser tries the explicit layout
+     * first, then the ack's: the same bytes either way) */
+    if (v.is_reply && v.def && v.def->reply != VUF_REPLY_ALWAYS &&
+        v.def->reply_cond != VUF_COND_NONE && v.payload_len == 8)
+        v.layout = vuf_reply_layout(s, v.def, false);
     if (v.payload_len) {
         /* fields when the bytes fit the layout the parser will pick */
         char tmp[16384];

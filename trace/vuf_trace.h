@@ -6,6 +6,8 @@
  *   open backend
  *   B>F backend BACKEND_IOTLB_MSG need_reply iova=0x1000 perm=1 type=1
  *   close main by=F
+ *   note main refuse by=B rule=FD-COUNT -- 2 fds, expected 1
+ *   device blk
  *
  * See docs/trace-format.md. Parsing and printing are lossless on the wire
  * bytes and fd kinds: parse(print(e)) == e.
@@ -36,6 +38,9 @@ int vuf_trace_parse_line(vuf_trace *t, const vuf_spec *s, const char *line, unsi
 /* Append a copy of an event. Returns 0 or -1 (out of memory). */
 int vuf_trace_append(vuf_trace *t, const vuf_event *ev);
 size_t vuf_trace_count(const vuf_trace *t);
+/* The `device NAME` line's device (a name of the table's `device` lines), or
+ * NULL; *line (if non-NULL) its line. */
+const char *vuf_trace_device(const vuf_trace *t, unsigned *line);
 const vuf_event *vuf_trace_event(const vuf_trace *t, size_t i);
 
 /* Print one event as one line (no newline). snprintf semantics. */

@@ -46,7 +46,10 @@ int vuf_fdkind_matches(vuf_fdkind k, vuf_fdkind_rule rule)
     case VUF_FDK_ANY:
         return 1;
     case VUF_FDK_EVENTFD:
-        return k == VUF_FDKIND_EVENTFD;
+        /* "Either eventfd or pipe/pipe2. On platforms where eventfd is not
+         * available, QEMU will automatically fall back to pipe2 or, as a last
+         * resort, pipe." (Support for platforms other than Linux) */
+        return k == VUF_FDKIND_EVENTFD || k == VUF_FDKIND_PIPE;
     case VUF_FDK_SHM:
         return k == VUF_FDKIND_MEMFD || k == VUF_FDKIND_FILE;
     case VUF_FDK_SOCKET:

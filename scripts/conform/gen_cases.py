@@ -223,6 +223,8 @@ for name, payload, right, prefix, needs in FD_MSGS:
     for k in KINDS:
         if k == right or (right == "memfd" and k == "file") or (right == "pipe-r" and k in ("pipe-w",)):
             continue  # the kinds the rule takes (shm: memfd or file; a pipe end either way)
+        if right == "eventfd" and k in ("pipe-r", "pipe-w"):
+            continue  # "Either eventfd or pipe/pipe2" (rst: Support for platforms other than Linux)
         if right == "pipe-r":
             continue  # SET_DEVICE_STATE_FD takes any fd: only its count is checked
         case("fd", f"{base}-{k}", f"{name} carrying a {k} fd instead of a {right}",

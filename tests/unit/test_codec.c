@@ -11,6 +11,14 @@
 
 static const vuf_spec *S;
 
+/* The built-in table, for every case. */
+static bool table(void)
+{
+    S = vuf_spec_default();
+    CHECK(S != NULL, "built-in table");
+    return S != NULL;
+}
+
 /* Parse one line, print it, parse the print: bytes and fds must be equal. */
 static void roundtrip(const char *line, const char *expect_print)
 {
@@ -58,20 +66,20 @@ static const vuf_event *one(vuf_trace **t, const char *line)
     return *t ? vuf_trace_event(*t, 0) : NULL;
 }
 
-int main(void)
+VUF_TEST(header)
 {
-    S = vuf_spec_default();
-    CHECK(S != NULL, "built-in table");
-    if (!S)
-        TEST_END();
-
     /* header encode/decode */
     vuf_hdr h = {.request = 21, .flags = 0x9, .size = 0}, h2;
     uint8_t hb[12];
     vuf_hdr_encode(&h, hb);
     vuf_hdr_decode(hb, &h2);
     CHECK(h2.request == 21 && h2.flags == 9 && h2.size == 0, "header round trip");
+}
 
+VUF_TEST(derived_fields_and_rules)
+{
+    if (!table())
+        return;
     /* derived count: nregions and size computed from the regions given */
     vuf_trace *t;
     const vuf_event *e = one(&t, "F>B main SET_MEM_TABLE regions[0].size=0x1000 "
@@ -124,7 +132,12 @@ int main(void)
               "4 bytes for vring_state is short");
     }
     vuf_trace_free(t);
+}
 
+VUF_TEST(round_trips)
+{
+    if (!table())
+        return;
     /* lossless round trips, including malformed messages */
     roundtrip("F>B main GET_FEATURES", "F>B main GET_FEATURES");
     roundtrip("B>F main GET_FEATURES reply u64=0x150000000",
@@ -163,9 +176,14 @@ int main(void)
     roundtrip("F>B main SET_VRING_ADDR index=1 flags=0 desc=0x1000 used=0x2000 avail=0x3000 "
               "log_guest_addr=0 fds=devnull,socket-closed,socket-listen,socket-dgram,pipe,file",
               NULL);
+}
 
+VUF_TEST(parse_errors)
+{
+    if (!table())
+        return;
     /* bad input: file:line:col and what was expected, never a crash */
-    parse_fails("X>Y main GET_FEATURES", 1, "expected F>B, B>F, open or close");
+    parse_fails("X>Y main GET_FEATURES", 1, "expected F>B, B>F, open, close, note or device");
     parse_fails("F>B side GET_FEATURES", 5, "bad channel 'side'");
     parse_fails("F>B main NOT_A_MESSAGE", 10, "unknown message 'NOT_A_MESSAGE'");
     parse_fails("F>B main SET_VRING_NUM index=0 nums=3", 32, "unknown field 'nums'");
@@ -176,6 +194,57 @@ int main(void)
     parse_fails("F>B main SET_VRING_NUM raw=00 index=1", 24, "exclusive");
     parse_fails("F>B main SET_MEM_TABLE regions[8].size=1", 24, "beyond its max");
     parse_fails("close main by=X", 12, "expected by=F or by=B");
-
-    TEST_END();
 }
+
+/* Device-side events (note) and the device line: their syntax, printed as
+ * parsed, with the rule and the text kept. */
+VUF_TEST(notes_and_device)
+{
+    if (!table())
+        return;
+    const char *lines[] = {
+        "note main refuse by=B rule=FD-COUNT -- 2 fds, expected 1 # not a comment",
+        "note backend timeout by=B -- no reply to BACKEND_IOTLB_MSG within 1000 ms",
+        "note backend late by=B",
+        "note main refuse by=B",
+    };
+    for (size_t i = 0; i < sizeof lines / sizeof lines[0]; i++) {
+        vuf_diag d;
+        vuf_trace *t = vuf_trace_parse(S, lines[i], strlen(lines[i]), "n", &d);
+        CHECK(t != NULL, "'%s': %s", lines[i], d.text);
+        if (!t)
+            continue;
+        const vuf_event *e = vuf_trace_event(t, 0);
+        CHECK_EQ(e->kind, VUF_EV_NOTE, "%s", lines[i]);
+        char out[512];
+        vuf_trace_format_event(S, e, out, sizeof out);
+        CHECK_STREQ(out, lines[i], "printed as parsed");
+        vuf_trace_free(t);
+    }
+    vuf_trace *t;
+    const vuf_event *e = one(&t, "note main refuse by=B rule=VRING-INDEX -- vring 9 out of range");
+    if (e) {
+        CHECK_EQ(e->note, VUF_NOTE_REFUSE, "refuse");
+        CHECK_EQ(e->sender, VUF_SIDE_BACKEND, "by the back-end");
+        CHECK_STREQ(e->rule, "VRING-INDEX", "rule");
+        CHECK_STREQ(e->text, "vring 9 out of range", "text");
+    }
+    vuf_trace_free(t);
+    const char *dev = "device net\nopen main\n";
+    vuf_diag d;
+    t = vuf_trace_parse(S, dev, strlen(dev), "d", &d);
+    CHECK(t != NULL, "device line: %s", d.text);
+    unsigned line = 0;
+    CHECK_STREQ(t ? vuf_trace_device(t, &line) : NULL, "net", "the device");
+    CHECK_EQ(line, 1, "its line");
+    CHECK_EQ(t ? vuf_trace_count(t) : 0, 1, "not an event");
+    vuf_trace_free(t);
+    parse_fails("device toaster", 8, "unknown device 'toaster' (expected blk, net");
+    parse_fails("device", 7, "expected 'device NAME'");
+    parse_fails("note main explode by=B", 11, "unknown note 'explode'");
+    parse_fails("note main refuse", 17, "needs by=F or by=B");
+    parse_fails("note main timeout by=B rule=X", 24, "unexpected 'rule=X'");
+    parse_fails("note side refuse by=B", 6, "expected a channel");
+}
+
+VUF_TEST_MAIN()

@@ -196,6 +196,7 @@ typedef struct {
     size_t nbackend; /* requests on the back-end channel */
     bool close, backend_opened, backend_closed;
     const char *reason;
+    const char *rule;
 } result;
 
 static uint32_t max_front_id(void)
@@ -211,6 +212,7 @@ static void record(const vuf_ref_out *o, result *r)
     r->backend_opened = o->backend_opened;
     r->backend_closed = o->backend_closed;
     r->reason = o->reason;
+    r->rule = o->rule;
     for (size_t i = 0; i < o->nmsgs; i++) {
         const vuf_ref_msg *m = &o->msgs[i];
         if (m->channel == VUF_CHAN_BACKEND) {
@@ -439,9 +441,11 @@ static void test_handshake_and_acks(void)
              (unsigned long long)(BASE_FEATURES | V("LOG_ALL")));
     send_msg(d, "", R_REPLY, "GET_VRING_BASE index=0 num=0"); /* stops it */
     send_msg(d, "", R_ACK, "SET_VRING_NUM need_reply index=0 num=8");
-    /* RESET_DEVICE forgets the acked features: bit 30 is no longer negotiated */
+    /* RESET_DEVICE forgets the acked features: bit 30 is no longer negotiated,
+     * a SHOULD the device tolerates (GATE-BIT30-NEGOTIATED: QEMU sends
+     * SET_BACKEND_REQ_FD, which has the same gate, before it acks bit 30) */
     send_msg(d, "", R_ACK, "RESET_DEVICE need_reply");
-    send_msg(d, "", R_NACK, "SET_VRING_ENABLE need_reply index=0 num=1");
+    send_msg(d, "", R_ACK, "SET_VRING_ENABLE need_reply index=0 num=1");
     send_msg(d, "", R_ACK, "SET_FEATURES need_reply u64=0x%llx", (unsigned long long)BASE_FEATURES);
     send_msg(d, "", R_ACK, "SET_VRING_ENABLE need_reply index=0 num=1");
     vuf_ref_free(d);
@@ -518,9 +522,11 @@ static void test_fd_counts_and_kinds(void)
     CHECK(vuf_ref_polled_queues(d) == 1, "queue 0 is polled");
     /* kinds */
     send_msg(d, "memfd", R_NACK, "SET_VRING_CALL need_reply u64=0");
-    send_msg(d, "pipe", R_NACK, "SET_VRING_KICK need_reply u64=0");
+    send_msg(d, "socket", R_NACK, "SET_VRING_KICK need_reply u64=0");
     send_msg(d, "socket", R_NACK, "SET_VRING_ERR need_reply u64=0");
-    send_msg(d, "pipe", R_NACK, "SET_LOG_FD need_reply");
+    send_msg(d, "memfd", R_NACK, "SET_LOG_FD need_reply");
+    /* "Either eventfd or pipe/pipe2": a pipe is an event fd */
+    send_msg(d, "pipe", R_ACK, "SET_VRING_ERR need_reply u64=0");
     send_msg(d, "eventfd", R_NACK, "SET_MEM_TABLE need_reply " REGION0);
     send_msg(d, "devnull", R_NACK, "SET_MEM_TABLE need_reply " REGION0);
     send_msg(d, "eventfd", R_ACK, "SET_LOG_FD need_reply");
@@ -648,7 +654,9 @@ static void test_backend_req_fd(void)
         CHECK(!r.backend_opened && vuf_ref_backend_fd(d) < 0, "[%s]: no back-end channel", bad[i]);
     }
     send_msg(d, "socket", R_NACK, "SET_BACKEND_REQ_FD need_reply raw=0000000000000000");
-    send_msg(d, "pipe", R_CLOSE, "SET_BACKEND_REQ_FD");
+    /* with REPLY_ACK the reply is owed without NEED_REPLY too ("must respond
+     * with zero for success, non-zero otherwise"): a failure reply, no close */
+    send_msg(d, "pipe", R_NACK, "SET_BACKEND_REQ_FD");
 
     /* the main channel's own socket, either end */
     int m[2];
@@ -698,10 +706,19 @@ static void test_backend_req_fd(void)
     CHECK(vuf_ref_backend_fd(d) < 0, "no back-end channel before negotiation");
     vuf_ref_free(d);
 
-    /* REPLY_ACK without BACKEND_REQ: a NACK */
+    /* BACKEND_REQ offered but not enabled: the rst's gate is "present in
+     * GET_PROTOCOL_FEATURES", so the channel is taken, and never used (the
+     * device sends only once BACKEND_REQ is negotiated) */
     d = dev_ready(1, P("REPLY_ACK"), BASE_FEATURES);
-    send_msg(d, "socket", R_NACK, "SET_BACKEND_REQ_FD need_reply");
-    CHECK(vuf_ref_backend_fd(d) < 0, "no back-end channel without BACKEND_REQ");
+    send_msg(d, "socket", R_ACK, "SET_BACKEND_REQ_FD need_reply");
+    CHECK(vuf_ref_backend_fd(d) >= 0, "the channel, BACKEND_REQ offered");
+    vuf_ref_free(d);
+    /* not offered (GET_PROTOCOL_FEATURES never asked): refused, naming the gate */
+    d = dev_new(1, false);
+    send_msg(d, "", R_REPLY, "GET_FEATURES");
+    r = send_msg(d, "socket", R_CLOSE, "SET_BACKEND_REQ_FD");
+    CHECK(r.rule && !strcmp(r.rule, "GATE-PROTOCOL"), "refused by GATE-PROTOCOL: %s",
+          r.rule ? r.rule : "-");
     vuf_ref_free(d);
 
     /* QEMU's order: right after SET_PROTOCOL_FEATURES, before SET_FEATURES */
@@ -715,6 +732,37 @@ static void test_backend_req_fd(void)
     vuf_ref_free(d);
 }
 
+/* The usual setup mistake, QEMU without a shared memory backend: the rings'
+ * addresses and a kick, no memory table. The device refuses to start the
+ * ring, naming RING-ADDR-UNMAPPED, and says what is missing; with a memory
+ * table it starts it. */
+static void test_ring_start_needs_memory(void)
+{
+    vuf_ref *d = dev_ready(1, FULL, BASE_FEATURES);
+    send_msg(d, "", R_ACK, "SET_VRING_NUM need_reply index=0 num=16");
+    send_msg(d, "", R_ACK,
+             "SET_VRING_ADDR need_reply index=0 flags=0 desc=0x100000 used=0x101000 "
+             "avail=0x100800 log_guest_addr=0");
+    result r = send_msg(d, "eventfd", R_NACK, "SET_VRING_KICK need_reply u64=0");
+    CHECK(r.rule && !strcmp(r.rule, "RING-ADDR-UNMAPPED") && r.reason &&
+              strstr(r.reason, "no memory table") && strstr(r.reason, "share=on"),
+          "refused: %s: %s", r.rule ? r.rule : "-", r.reason ? r.reason : "-");
+    CHECK(vuf_ref_kick_fd(d, 0) < 0, "no kick fd installed");
+    r = send_msg(d, "", R_NACK, "SET_VRING_KICK need_reply u64=0x100"); /* polled: starts now */
+    CHECK(r.rule && !strcmp(r.rule, "RING-ADDR-UNMAPPED"), "a polled ring neither");
+    send_msg(d, "", R_CLOSE, "SET_VRING_KICK u64=0x100");
+    send_msg(d, "memfd", R_ACK, "SET_MEM_TABLE need_reply " REGION0);
+    /* outside the region now that there is one: refused at SET_VRING_ADDR */
+    r = send_msg(d, "", R_NACK,
+                 "SET_VRING_ADDR need_reply index=0 flags=0 desc=0x200000 used=0x101000 "
+                 "avail=0x100800 log_guest_addr=0");
+    CHECK(r.rule && !strcmp(r.rule, "RING-ADDR-UNMAPPED"), "outside: %s",
+          r.reason ? r.reason : "-");
+    send_msg(d, "eventfd", R_ACK, "SET_VRING_KICK need_reply u64=0");
+    CHECK(vuf_ref_kick_fd(d, 0) >= 0, "with memory, the ring starts");
+    vuf_ref_free(d);
+}
+
 static void test_gates(void)
 {
     vuf_ref *d = dev_new(1, false);
@@ -725,11 +773,12 @@ static void test_gates(void)
     send_msg(d, "", R_REPLY, "GET_FEATURES");
     send_msg(d, "", R_REPLY, "GET_PROTOCOL_FEATURES");
     send_msg(d, "", R_NONE, "SET_PROTOCOL_FEATURES u64=0x%llx", (unsigned long long)P("REPLY_ACK"));
-    /* bit 30 offered but not acked yet */
-    send_msg(d, "", R_NACK, "SET_VRING_ENABLE need_reply index=0 num=1");
-    send_msg(d, "", R_CLOSE, "SET_VRING_ENABLE index=0 num=1");
+    /* bit 30 offered but not acked yet: a SHOULD the device tolerates */
+    send_msg(d, "", R_ACK, "SET_VRING_ENABLE need_reply index=0 num=1");
+    send_msg(d, "", R_NONE, "SET_VRING_ENABLE index=0 num=1");
+    /* GET_QUEUE_NUM's gate is MQ "set in queried protocol features" */
+    send_msg(d, "", R_REPLY, "GET_QUEUE_NUM");
     /* protocol features not negotiated */
-    send_msg(d, "", R_CLOSE, "GET_QUEUE_NUM");
     send_msg(d, "", R_NACK, "VRING_KICK need_reply index=0 num=0");
     send_msg(d, "", R_ERROR, "GET_CONFIG offset=0 flags=0 payload=0000000000000000");
     send_msg(d, "", R_NACK, "SET_CONFIG need_reply offset=32 flags=0 payload=01");
@@ -739,7 +788,8 @@ static void test_gates(void)
     send_msg(d, "", R_CLOSE, "GET_MAX_MEM_SLOTS");
     send_msg(d, "", R_NACK, "SET_STATUS need_reply u64=1");
     send_msg(d, "", R_CLOSE, "GET_STATUS");
-    send_msg(d, "", R_NACK, "RESET_DEVICE need_reply");
+    /* RESET_DEVICE is "Only valid if ... is set by the back-end": offered */
+    send_msg(d, "", R_ACK, "RESET_DEVICE need_reply");
     /* virtio features: IOMMU_PLATFORM not acked; the error reply is u64 1 */
     result r =
         send_msg(d, "", R_ERROR, "IOTLB_MSG iova=0 size=0x1000 uaddr=0x100000 perm=3 type=2");
@@ -855,6 +905,9 @@ static void test_protocol_features(void)
     send_msg(d, "", R_ACK, "SET_PROTOCOL_FEATURES need_reply u64=0x%llx",
              (unsigned long long)(P("INBAND_NOTIFICATIONS") | P("REPLY_ACK") | P("BACKEND_REQ") |
                                   P("MQ")));
+    /* GET_QUEUE_NUM's gate: MQ "set in queried protocol features" */
+    send_msg(d, "", R_CLOSE, "GET_QUEUE_NUM");
+    send_msg(d, "", R_REPLY, "GET_PROTOCOL_FEATURES");
     send_msg(d, "", R_REPLY, "GET_QUEUE_NUM");
     vuf_ref_free(d);
 }
@@ -874,7 +927,8 @@ static void test_features(void)
     send_msg(d, "", R_NACK, "SET_FEATURES need_reply u64=0x%llx",
              (unsigned long long)V("PROTOCOL_FEATURES"));
     send_msg(d, "", R_CLOSE, "SET_FEATURES u64=0x%llx", (unsigned long long)V("PROTOCOL_FEATURES"));
-    send_msg(d, "", R_NACK, "SET_VRING_ENABLE need_reply index=0 num=1");
+    /* bit 30 not acked: a SHOULD the device tolerates (GATE-BIT30-NEGOTIATED) */
+    send_msg(d, "", R_ACK, "SET_VRING_ENABLE need_reply index=0 num=1");
     send_msg(d, "", R_ACK, "SET_FEATURES need_reply u64=0x%llx",
              (unsigned long long)(BASE_FEATURES | 1ull << 5));
     send_msg(d, "", R_ACK, "SET_VRING_ENABLE need_reply index=0 num=1");
@@ -1001,6 +1055,7 @@ int main(void)
         {"fd_counts_and_kinds", test_fd_counts_and_kinds},
         {"memory", test_memory},
         {"backend_req_fd", test_backend_req_fd},
+        {"ring_start_needs_memory", test_ring_start_needs_memory},
         {"gates", test_gates},
         {"unknown_and_framing", test_unknown_and_framing},
         {"protocol_features", test_protocol_features},

@@ -109,7 +109,7 @@ static void keep_lines(void *ctx, const char *line)
     strcat(diff_seen, "\n");
 }
 
-int main(void)
+VUF_TEST(base_table_loads)
 {
     vuf_diag d;
     /* the base table is clean */
@@ -132,6 +132,10 @@ int main(void)
         CHECK(!vuf_field_resolve(mt->request, "regions[8].size", &r), "index beyond max");
         vuf_spec_free(s);
     }
+}
+
+VUF_TEST(loader_errors)
+{
     /* loader errors carry file:line:col and what was expected */
     expect_parse_error("message frontend 8 SET_VRING_NUM", "message frontend 5 SET_VRING_NUM", 37,
                        "duplicate (frontend, 5)");
@@ -146,6 +150,10 @@ int main(void)
                        "id 0");
     expect_parse_error("fds count:nregions shm", "fds count:nregionz shm", 34,
                        "unknown field 'nregionz'");
+}
+
+VUF_TEST(lint_errors)
+{
     /* lint: sizes that contradict the layout, reply rules that contradict
      * the reply payload, fd counts above the channel's limit */
     expect_lint_error("payload vring_state 8", "payload vring_state 12",
@@ -177,7 +185,11 @@ int main(void)
     expect_lint_error("message backend 1 BACKEND_IOTLB_MSG\n initiator backend",
                       "message backend 1 BACKEND_IOTLB_MSG\n initiator frontend",
                       "initiator frontend contradicts channel backend");
+}
 
+VUF_TEST(diff)
+{
+    vuf_diag d;
     /* diff is semantic: an edit to a gate is reported as a gate change */
     vuf_spec *a = parse(base_table, &d);
     vuf_spec *b = parse(variant("gate protocol BACKEND_REQ", "gate protocol REPLY_ACK"), &d);
@@ -186,22 +198,29 @@ int main(void)
         diff_seen[0] = 0;
         size_t n = vuf_spec_diff(a, b, keep_lines, NULL);
         CHECK(n == 1, "one difference, got %zu:\n%s", n, diff_seen);
-        CHECK(strstr(diff_seen, "SET_BACKEND_REQ_FD: protocol gate changed: added REPLY_ACK "
-                                "removed BACKEND_REQ") != NULL,
+        CHECK(strstr(diff_seen, "SET_BACKEND_REQ_FD: gates changed: bit 30 negotiated (silent); "
+                                "protocol BACKEND_REQ negotiated (silent) -> bit 30 negotiated "
+                                "(silent); protocol REPLY_ACK negotiated (silent)") != NULL,
               "diff text: %s", diff_seen);
         int same = 0;
         CHECK(vuf_spec_diff(a, a, count_lines, &same) == 0 && same == 0, "self diff empty");
     }
     vuf_spec_free(a);
     vuf_spec_free(b);
+}
 
-    /* the built-in table: loads, lints clean, and has both channels whole */
+VUF_TEST(builtin_table)
+{
+    /* the built-in table: loads, lints clean (no warning either: every gate,
+     * check and bound has its sentence, with the verb its words use), and
+     * has both channels whole */
     const vuf_spec *def = vuf_spec_default();
     CHECK(def != NULL, "built-in table loads");
     if (!def)
-        TEST_END();
+        return;
     lint_seen l = {0};
     CHECK(vuf_spec_lint(def, on_lint, &l) == 0, "built-in table lints clean: %s", l.first);
+    CHECK_EQ(l.warnings, 0, "built-in table: no lint warning");
     CHECK(vuf_spec_msg_count(def, VUF_CHAN_FRONTEND) == 45, "45 front-end messages, got %zu",
           vuf_spec_msg_count(def, VUF_CHAN_FRONTEND));
     CHECK(vuf_spec_msg_count(def, VUF_CHAN_BACKEND) == 10, "10 back-end messages, got %zu",
@@ -239,6 +258,7 @@ int main(void)
               "one socket fd");
         int br = vuf_spec_feature_bit(def, VUF_SPACE_PROTOCOL, "BACKEND_REQ");
         CHECK(br == 5 && (m->gate_protocol >> br & 1), "BACKEND_REQ gate");
+        CHECK_EQ(m->gate_bit30, VUF_BIT30_NEGOTIATED, "bit 30 negotiated, as SET_VRING_ENABLE");
         CHECK(!strcmp(m->name, "SET_BACKEND_REQ_FD"), "current name");
     }
     /* spans and failure replies of the built-in table */
@@ -268,5 +288,123 @@ int main(void)
             CHECK(vuf_spec_msg_by_name(def, VUF_CHAN_COUNT, x->name) == x, "%s unique", x->name);
             CHECK(x->section[0] != 0, "%s has a section", x->name);
         }
-    TEST_END();
 }
+
+/* VERB "SENTENCE" on a gate, a check and a bound; gate conditions. */
+VUF_TEST(quotes)
+{
+    vuf_diag d;
+    char *t = variant("gate protocol BACKEND_REQ\n",
+                      "gate protocol BACKEND_REQ offered should \"This request should be sent "
+                      "only when X.\"\n");
+    char buf[8192];
+    snprintf(buf, sizeof buf, "%s", t ? t : "");
+    vuf_spec *s = parse(buf, &d);
+    CHECK(s != NULL, "quotes parse: %u:%u %s", d.line, d.col, d.text);
+    if (!s)
+        return;
+    const vuf_msg_def *m = vuf_spec_msg(s, VUF_CHAN_FRONTEND, 21);
+    CHECK_EQ(m->ngates, 2, "two gates");
+    if (m->ngates == 2) {
+        CHECK_EQ(m->gates[0].space, VUF_SPACE_VIRTIO, "bit 30 is a virtio gate");
+        CHECK_EQ(m->gates[0].cond, VUF_GATE_NEGOTIATED, "bit30 negotiated");
+        CHECK_EQ(m->gates[1].cond, VUF_GATE_OFFERED, "offered");
+        CHECK_EQ(m->gates[1].quote.verb, VUF_VERB_SHOULD, "should");
+        CHECK_STREQ(m->gates[1].quote.text, "This request should be sent only when X.", "text");
+        CHECK_EQ(m->gates[1].quote.line, 49, "the quote's line");
+    }
+    vuf_spec_free(s);
+    t = variant(" vring index\n", " vring index\n check num in 0 must \"It must be 0.\"\n");
+    snprintf(buf, sizeof buf, "%s", t ? t : "");
+    s = parse(buf, &d);
+    m = s ? vuf_spec_msg(s, VUF_CHAN_FRONTEND, 8) : NULL;
+    CHECK(m && m->nchecks == 1 && m->checks[0].quote.verb == VUF_VERB_MUST, "a check's quote");
+    vuf_spec_free(s);
+    /* a verb that is not the sentence's is a lint error; a missing one a warning */
+    expect_lint_error("gate protocol BACKEND_REQ\n",
+                      "gate protocol BACKEND_REQ must \"This request should be sent.\"\n",
+                      "the table says 'must' but the sentence's words say 'should'");
+    expect_lint_error("gate protocol BACKEND_REQ\n",
+                      "gate protocol BACKEND_REQ defines \"The back-end must do it.\"\n",
+                      "says 'defines' but the sentence's words say 'must'");
+    s = parse(base_table, &d);
+    lint_seen l = {0};
+    if (s)
+        vuf_spec_lint(s, on_lint, &l);
+    CHECK(l.warnings >= 2, "gates without a sentence warn: %d", l.warnings);
+    vuf_spec_free(s);
+    expect_parse_error("gate protocol BACKEND_REQ\n", "gate protocol BACKEND_REQ must\n", 49,
+                       "'must' needs a quoted string");
+    expect_parse_error("gate protocol BACKEND_REQ\n", "gate protocol BACKEND_REQ sometimes\n", 49,
+                       "unknown protocol feature 'sometimes'");
+    expect_parse_error("gate bit30 negotiated\n", "gate bit30 always\n", 48, "bad bit30 gate");
+}
+
+VUF_TEST(verb_detect)
+{
+    static const struct {
+        const char *s;
+        vuf_verb v;
+    } cases[] = {
+        {"The back-end MUST respond.", VUF_VERB_MUST},
+        {"Only legal if feature bit X is present.", VUF_VERB_MUST},
+        {"Only valid if the feature is set by the back-end.", VUF_VERB_MUST},
+        {"Using this function requires prior negotiation.", VUF_VERB_MUST},
+        {"It is also considered an error to negotiate it.", VUF_VERB_MUST},
+        {"Other values are invalid.", VUF_VERB_MUST},
+        {"This request should be sent only when X.", VUF_VERB_SHOULD},
+        {"No file descriptors SHOULD be passed.", VUF_VERB_SHOULD},
+        {"this message may be submitted", VUF_VERB_MAY},
+        {"back-end can send file descriptors", VUF_VERB_MAY},
+        {"this message is submitted by the front-end", VUF_VERB_DESCRIBES},
+        {"the mustard is yellow; canned", VUF_VERB_DESCRIBES}, /* whole words only */
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)
+        CHECK_EQ(vuf_verb_detect(cases[i].s), cases[i].v, "'%s'", cases[i].s);
+    vuf_verb v;
+    CHECK(vuf_verb_parse("defines", &v) == 0 && v == VUF_VERB_DEFINES, "parse defines");
+    CHECK(vuf_verb_parse("MUST", &v) != 0, "verbs are lower case");
+    CHECK_STREQ(vuf_verb_name(VUF_VERB_SILENT), "silent", "name");
+}
+
+/* A block without 'end' is reported at the block that is not closed. */
+VUF_TEST(block_without_end)
+{
+    expect_parse_error(" fds count:nregions shm\n section \"x\"\nend\n",
+                       " fds count:nregions shm\n section \"x\"\n", 31,
+                       "message 'SET_MEM_TABLE' has no 'end' (expected 'end' before the message "
+                       "at line 36)");
+    expect_parse_error("payload vring_state 8\n  u32 index\n  u32 num\nend\n",
+                       "payload vring_state 8\n  u32 index\n  u32 num\n", 10,
+                       "payload 'vring_state' has no 'end'");
+}
+
+VUF_TEST(devices_and_failure_forms)
+{
+    vuf_diag d;
+    char buf[8192];
+    snprintf(buf, sizeof buf, "%sdevice net rings-per-queue 2 silent \"queue pairs\"\n",
+             base_table);
+    vuf_spec *s = parse(buf, &d);
+    CHECK(s != NULL, "device line: %s", d.text);
+    const vuf_device_def *dv = s ? vuf_spec_device(s, "NET") : NULL;
+    CHECK(dv && dv->rings_per_queue == 2 && dv->quote.verb == VUF_VERB_SILENT, "net: 2 rings");
+    vuf_spec_free(s);
+    snprintf(buf, sizeof buf, "%sdevice net rings-per-queue 99\n", base_table);
+    s = parse(buf, &d);
+    CHECK(!s && strstr(d.text, "bad rings per queue '99'"), "bound: %s", d.text);
+    vuf_spec_free(s);
+    const vuf_spec *def = vuf_spec_default();
+    const vuf_msg_def *cs = vuf_spec_msg_by_name(def, VUF_CHAN_FRONTEND, "CREATE_CRYPTO_SESSION");
+    CHECK(cs && cs->reply_error == VUF_RERR_NEGATIVE && cs->reply_error_ref.offset == 0 &&
+              cs->reply_error_ref.width == 8,
+          "CREATE_CRYPTO_SESSION fails with a negative session_id");
+    CHECK(cs && cs->request && cs->request->fixed_size == 632, "632 bytes (QEMU 7.2)");
+    CHECK(vuf_spec_device(def, "blk") && vuf_spec_device(def, "blk")->rings_per_queue == 1,
+          "blk: one ring per queue");
+    expect_parse_error("reply-payload u64\n section \"x\"",
+                       "reply-payload u64\n reply-error negative:nope\n section \"x\"", 29,
+                       "unknown field 'nope' in the reply payload");
+}
+
+VUF_TEST_MAIN()

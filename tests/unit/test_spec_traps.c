@@ -69,12 +69,17 @@ static bool check_values(const vuf_msg_def *m, const char *field, const uint64_t
     return true;
 }
 
-int main(void)
+static bool table(void)
 {
     S = vuf_spec_default();
     CHECK(S != NULL, "built-in table");
-    if (!S)
-        TEST_END();
+    return S != NULL;
+}
+
+VUF_TEST(payload_traps)
+{
+    if (!table())
+        return;
     const vuf_msg_def *m;
 
     /* SET_LOG_BASE: the rst says "u64" and "reply N/A", but the payload is
@@ -122,6 +127,13 @@ int main(void)
         CHECK(check_values(m, "type", v, 2), "back-end IOTLB types are miss(1)/access-fail(4)");
         CHECK(m->former[0] && !strcmp(m->former[0], "SLAVE_IOTLB_MSG"), "former SLAVE_IOTLB_MSG");
     }
+}
+
+VUF_TEST(ids_and_layouts)
+{
+    if (!table())
+        return;
+    const vuf_msg_def *m;
     /* back-end ids 1..10 reuse front-end ids with other meanings */
     for (uint32_t id = 1; id <= 10; id++) {
         const vuf_msg_def *a = vuf_spec_msg(S, VUF_CHAN_FRONTEND, id);
@@ -185,29 +197,58 @@ int main(void)
         CHECK(m->reply == VUF_REPLY_ALWAYS && m->reply_payload && m->reply_payload->fixed_size == 8,
               "GET_VRING_BASE reply 8 bytes");
     }
-    /* GET/SET_PROTOCOL_FEATURES need bit 30 offered, not negotiated;
-     * SET_VRING_ENABLE needs it negotiated */
+}
+
+VUF_TEST(gates_and_replies)
+{
+    if (!table())
+        return;
+    const vuf_msg_def *m;
+    /* GET/SET_PROTOCOL_FEATURES need bit 30 offered ("Only legal if ... is
+     * present in VHOST_USER_GET_FEATURES"), a MUST; SET_VRING_ENABLE and
+     * SET_BACKEND_REQ_FD carry the same "should be sent only when
+     * VHOST_USER_F_PROTOCOL_FEATURES has been negotiated": both negotiated,
+     * a SHOULD */
     m = fe("GET_PROTOCOL_FEATURES");
     if (m)
-        CHECK(m->gate_bit30 == VUF_BIT30_OFFERED, "GET_PROTOCOL_FEATURES: bit 30 offered");
+        CHECK(m->gate_bit30 == VUF_BIT30_OFFERED && m->gates[0].quote.verb == VUF_VERB_MUST,
+              "GET_PROTOCOL_FEATURES: bit 30 offered, must");
     m = fe("SET_PROTOCOL_FEATURES");
     if (m)
         CHECK(m->gate_bit30 == VUF_BIT30_OFFERED, "SET_PROTOCOL_FEATURES: bit 30 offered");
     m = fe("SET_VRING_ENABLE");
     if (m) {
-        CHECK(m->gate_bit30 == VUF_BIT30_NEGOTIATED, "SET_VRING_ENABLE: bit 30 negotiated");
+        CHECK(m->gate_bit30 == VUF_BIT30_NEGOTIATED && m->gates[0].quote.verb == VUF_VERB_SHOULD,
+              "SET_VRING_ENABLE: bit 30 negotiated, should");
         const uint64_t v[] = {0, 1};
         CHECK(check_values(m, "num", v, 2), "SET_VRING_ENABLE num in 0,1");
     }
-    /* SET_BACKEND_REQ_FD and NET_SET_MTU "must respond" under REPLY_ACK:
-     * that is the ack rule, not an always-reply */
-    m = fe("SET_SLAVE_REQ_FD");
+    /* SET_BACKEND_REQ_FD and NET_SET_MTU: "If
+     * VHOST_USER_PROTOCOL_F_REPLY_ACK is negotiated, the back-end must
+     * respond with zero ..., non-zero otherwise": with REPLY_ACK the u64
+     * reply is owed with or without NEED_REPLY */
+    const char *must_respond[] = {"SET_SLAVE_REQ_FD", "NET_SET_MTU"};
+    for (int i = 0; i < 2; i++) {
+        m = fe(must_respond[i]);
+        if (m)
+            CHECK(m->reply == VUF_REPLY_ACK && m->reply_cond == VUF_COND_PROTOCOL &&
+                      m->reply_cond_bit ==
+                          (unsigned)vuf_spec_feature_bit(S, VUF_SPACE_PROTOCOL, "REPLY_ACK") &&
+                      m->reply_payload && m->reply_payload->fixed_size == 8 &&
+                      m->reply_error == VUF_RERR_U64,
+                  "%s replies with REPLY_ACK", must_respond[i]);
+    }
+    m = fe("SET_BACKEND_REQ_FD");
     if (m)
-        CHECK(m->reply == VUF_REPLY_ACK && m->reply_cond == VUF_COND_NONE,
-              "SET_BACKEND_REQ_FD reply ack");
-    m = fe("NET_SET_MTU");
+        CHECK(m->gate_bit30 == VUF_BIT30_NEGOTIATED && m->ngates == 2 &&
+                  m->gates[1].cond == VUF_GATE_OFFERED,
+              "SET_BACKEND_REQ_FD: bit 30 negotiated, BACKEND_REQ offered");
+    /* GET_QUEUE_NUM: "set in queried protocol features": offered */
+    m = fe("GET_QUEUE_NUM");
     if (m)
-        CHECK(m->reply == VUF_REPLY_ACK, "NET_SET_MTU reply ack");
+        CHECK(m->ngates == 1 && m->gates[0].cond == VUF_GATE_OFFERED &&
+                  m->gates[0].quote.verb == VUF_VERB_SHOULD,
+              "GET_QUEUE_NUM: MQ offered, should");
     /* GPU_SET_SOCKET carries a socket fd although the Communication
      * section's fd list omits it */
     m = fe("GPU_SET_SOCKET");
@@ -260,8 +301,16 @@ int main(void)
               "SHMEM_MAP exactly 1 fd");
     m = be("BACKEND_VRING_HOST_NOTIFIER_MSG");
     if (m)
-        CHECK(m->fds.kind == VUF_FDRULE_RANGE && m->fds.a == 0 && m->fds.b == 1,
-              "HOST_NOTIFIER 0..1 fd");
+        CHECK(m->fds.kind == VUF_FDRULE_RANGE && m->fds.a == 0 && m->fds.b == 1 &&
+                  m->fds.fdkind == VUF_FDK_ANY,
+              "HOST_NOTIFIER 0..1 fd of any kind (\"typically it's a VFIO device fd\")");
+}
+
+VUF_TEST(features_and_channels)
+{
+    if (!table())
+        return;
+    const vuf_msg_def *m;
     /* feature bits: SHMEM is 22 (rust-vmm had 21); MTU's code name is NET_MTU;
      * dependencies */
     CHECK(vuf_spec_feature_bit(S, VUF_SPACE_PROTOCOL, "SHMEM") == 22, "SHMEM = 22");
@@ -271,8 +320,12 @@ int main(void)
           "MTU = NET_MTU = 4");
     const vuf_feature_def *f =
         vuf_spec_feature_by_name(S, VUF_SPACE_PROTOCOL, "INBAND_NOTIFICATIONS");
-    CHECK(f && f->requires == pbits("BACKEND_REQ", "REPLY_ACK"),
-          "INBAND needs BACKEND_REQ+REPLY_ACK");
+    CHECK(f && f->requires == pbits("BACKEND_REQ", "REPLY_ACK") &&
+              f->requires_quote.verb == VUF_VERB_MUST,
+          "INBAND needs BACKEND_REQ+REPLY_ACK (\"considered an error\")");
+    f = vuf_spec_feature_by_name(S, VUF_SPACE_PROTOCOL, "BACKEND_SEND_FD");
+    CHECK(f && f->requires_quote.verb == VUF_VERB_SILENT,
+          "BACKEND_SEND_FD's dependency is not in the rst");
     f = vuf_spec_feature_by_name(S, VUF_SPACE_PROTOCOL, "GET_VRING_BASE_INFLIGHT");
     CHECK(f && (f->requires & pbits("INFLIGHT_SHMFD", NULL)), "INFLIGHT needs INFLIGHT_SHMFD");
     f = vuf_spec_feature_by_name(S, VUF_SPACE_PROTOCOL, "GET_VRING_BASE_SKIP_DRAIN");
@@ -293,5 +346,11 @@ int main(void)
                   (unsigned)vuf_spec_feature_bit(S, VUF_SPACE_PROTOCOL, "BACKEND_SEND_FD") &&
               cd->max_fds == 8 && cd->initiator == VUF_SIDE_BACKEND,
           "back-end channel: fd gate BACKEND_SEND_FD, max 8");
-    TEST_END();
+    /* the 256-byte config bound is QEMU's, not the rst's */
+    const vuf_payload_def *cfg = vuf_spec_payload(S, "config");
+    CHECK(cfg && cfg->varray_field >= 0 &&
+              cfg->fields[cfg->varray_field].max_quote.verb == VUF_VERB_SILENT,
+          "config's 256 is silent in the rst");
 }
+
+VUF_TEST_MAIN()
