@@ -388,10 +388,9 @@ static int set_blocking(int fd)
     return 0;
 }
 
-/* Does a socket listen at path? Read from /proc/net/unix (flag
- * __SO_ACCEPTCON, 0x10000), so that asking does not connect to it: 1 yes,
- * 0 no, -1 cannot tell. */
-static int listening_at(const char *path)
+/* Read from /proc/net/unix (flag __SO_ACCEPTCON, 0x10000), so that asking
+ * does not connect to it. */
+int vuf_unix_listening(const char *path)
 {
     FILE *f = fopen("/proc/net/unix", "re");
     if (!f)
@@ -425,7 +424,7 @@ int vuf_unix_listen(const char *path)
     struct stat st;
     if (lstat(path, &st) == 0 && S_ISSOCK(st.st_mode)) {
         /* Only a socket nobody listens on is stale. */
-        int live = listening_at(path);
+        int live = vuf_unix_listening(path);
         if (live < 0) {
             /* no /proc/net/unix: ask with a connect (the listener sees a
              * connection come and go) */

@@ -136,6 +136,10 @@ void vuf_close_fds(int *fds, size_t *nfds);
 int vuf_unix_listen(const char *path);
 int vuf_unix_accept(int lfd, int timeout_ms);
 int vuf_unix_connect(const char *path, int timeout_ms);
+/* Does a socket listen at path? Asked of /proc/net/unix, so that asking
+ * makes no connection (a server sees nothing): 1 yes, 0 no, -1 cannot tell
+ * (no /proc). */
+int vuf_unix_listening(const char *path);
 
 /* Classify an fd by kind for traces, with fstat, getsockopt(SO_TYPE,
  * SO_ACCEPTCONN), a zero-timeout poll (a stream socket whose peer is closed
