@@ -354,6 +354,106 @@ vuf_io_status vuf_send_raw(int sock, const void *buf, size_t len, int timeout_ms
     return send_all(sock, buf, len, NULL, 0, timeout_ms);
 }
 
+/* ---- relaying ---- */
+
+/* recvmsg of up to len bytes into buf (flags | MSG_DONTWAIT): the bytes
+ * read, 0 at EOF, -1 with errno. With seg, the fds of SCM_RIGHTS are
+ * appended to it; without, *ctrunc says whether the kernel had fds to give
+ * (or any control data: not ours to ask for). */
+static ssize_t relay_recv(int sock, uint8_t *buf, size_t len, int flags, vuf_segment *seg,
+                          bool *ctrunc)
+{
+    union {
+        char buf[CMSG_SPACE(VUF_SEND_MAX_FDS * sizeof(int))];
+        struct cmsghdr align;
+    } cbuf;
+    struct iovec iov = {.iov_base = buf, .iov_len = len};
+    struct msghdr mh;
+    ssize_t n;
+    do {
+        memset(&mh, 0, sizeof mh);
+        mh.msg_iov = &iov;
+        mh.msg_iovlen = 1;
+        if (seg) {
+            mh.msg_control = cbuf.buf;
+            mh.msg_controllen = sizeof cbuf.buf;
+        }
+        n = recvmsg(sock, &mh, flags | MSG_DONTWAIT | (seg ? MSG_CMSG_CLOEXEC : 0));
+    } while (n < 0 && errno == EINTR);
+    if (ctrunc)
+        *ctrunc = n > 0 && (mh.msg_flags & MSG_CTRUNC);
+    if (n <= 0 || !seg)
+        return n;
+    for (struct cmsghdr *c = CMSG_FIRSTHDR(&mh); c; c = CMSG_NXTHDR(&mh, c)) {
+        if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS || c->cmsg_len < CMSG_LEN(0))
+            continue;
+        size_t k = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+        for (size_t i = 0; i < k && seg->nfds < VUF_SEND_MAX_FDS; i++)
+            memcpy(&seg->fds[seg->nfds++], CMSG_DATA(c) + i * sizeof(int), sizeof(int));
+    }
+    seg->ctrunc |= (mh.msg_flags & MSG_CTRUNC) != 0;
+    return n;
+}
+
+vuf_io_status vuf_recv_segment(int sock, uint8_t *buf, size_t cap, vuf_segment *seg)
+{
+    memset(seg, 0, sizeof *seg);
+    if (!buf || !cap) {
+        errno = EINVAL;
+        return VUF_IO_ERROR;
+    }
+    /* a peek without room for fds: the bytes up to the end of the first
+     * fd-carrying write (or cap), and MSG_CTRUNC if a write queued carries
+     * fds (the kernel walks the queue to the first one, wherever it
+     * starts) */
+    bool fds_ahead;
+    ssize_t n = relay_recv(sock, buf, cap, MSG_PEEK, NULL, &fds_ahead);
+    if (n == 0)
+        return VUF_IO_EOF;
+    if (n < 0)
+        return errno == EAGAIN || errno == EWOULDBLOCK ? VUF_IO_TIMEOUT : VUF_IO_ERROR;
+    if (!fds_ahead) {
+        ssize_t r = relay_recv(sock, buf, (size_t)n, 0, NULL, NULL);
+        if (r <= 0)
+            return r == 0 ? VUF_IO_EOF : VUF_IO_ERROR;
+        seg->len = (size_t)r;
+        return VUF_IO_OK;
+    }
+    /* where that write starts only a read that reaches it tells: one byte
+     * at a time until one comes with fds (at most 4096 per call) */
+    size_t limit = (size_t)n < 4096 ? (size_t)n : 4096;
+    while (seg->len < limit) {
+        ssize_t r = relay_recv(sock, buf + seg->len, 1, 0, seg, NULL);
+        if (r <= 0)
+            break;
+        seg->len++;
+        if (seg->nfds || seg->ctrunc) {
+            /* found: the rest of that write, as far as the peek went */
+            seg->fd_at = seg->len - 1;
+            if ((size_t)n > seg->len) {
+                r = relay_recv(sock, buf + seg->len, (size_t)n - seg->len, 0, NULL, NULL);
+                if (r > 0)
+                    seg->len += (size_t)r;
+            }
+            return VUF_IO_OK;
+        }
+    }
+    if (seg->len)
+        return VUF_IO_OK;
+    return errno == EAGAIN || errno == EWOULDBLOCK ? VUF_IO_TIMEOUT : VUF_IO_ERROR;
+}
+
+vuf_io_status vuf_send_segment(int sock, const uint8_t *buf, const vuf_segment *seg, int timeout_ms)
+{
+    if (seg->nfds && seg->fd_at) {
+        vuf_io_status st = send_all(sock, buf, seg->fd_at, NULL, 0, timeout_ms);
+        if (st != VUF_IO_OK)
+            return st;
+    }
+    size_t at = seg->nfds ? seg->fd_at : 0;
+    return send_all(sock, buf + at, seg->len - at, seg->fds, seg->nfds, timeout_ms);
+}
+
 /* ---- Unix socket helpers ---- */
 
 static int make_addr(const char *path, struct sockaddr_un *sa)

@@ -96,12 +96,61 @@ static void write_both(int sock, vuf_framer *f, const uint8_t *buf, size_t w, si
         close(fds[i]);
 }
 
-/* One random scenario; returns the number of reads compared. */
-static int scenario(unsigned seed)
+/* ---- a relay between writer and reader (vuf_recv_segment) ---- */
+
+typedef struct {
+    int in, out;               /* the relay's ends: it reads in, writes out */
+    size_t pos;                /* stream offset of the next byte it reads */
+    size_t fd_at[512], nfd_at; /* where the writes with fds start */
+    unsigned segments, fd_segments, misplaced;
+    bool eof;
+} relay;
+
+/* Forward everything there is, segment by segment; at EOF, close. */
+static void relay_run(relay *r)
+{
+    static uint8_t buf[65536];
+    while (!r->eof) {
+        vuf_segment seg;
+        vuf_io_status st = vuf_recv_segment(r->in, buf, sizeof buf, &seg);
+        if (st == VUF_IO_EOF) {
+            r->eof = true;
+            close(r->out);
+            r->out = -1;
+            return;
+        }
+        if (st != VUF_IO_OK)
+            return;
+        r->segments++;
+        if (seg.nfds) {
+            r->fd_segments++;
+            bool known = false;
+            for (size_t i = 0; i < r->nfd_at; i++)
+                known |= r->fd_at[i] == r->pos + seg.fd_at;
+            r->misplaced += !known;
+        }
+        CHECK(vuf_send_segment(r->out, buf, &seg, 1000) == VUF_IO_OK, "fwd");
+        vuf_close_fds(seg.fds, &seg.nfds);
+        r->pos += seg.len;
+    }
+}
+
+static unsigned relay_segments, relay_fd_segments;
+
+/* One random scenario; returns the number of reads compared. relay: 0 the
+ * reader reads the writer's socket; 1 a relay between them forwards it all
+ * at the end; 2 after every write. */
+static int scenario(unsigned seed, int via)
 {
     rng = 0x9e3779b97f4a7c15ull ^ ((uint64_t)seed * 0x100000001b3ull);
-    int sv[2];
+    int sv[2], rv[2] = {-1, -1};
     CHECK(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) == 0, "socketpair");
+    relay r = {.in = sv[1], .out = -1};
+    if (via) {
+        CHECK(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, rv) == 0, "socketpair");
+        r.out = rv[0];
+    }
+    int reader = via ? rv[1] : sv[1];
     vuf_framer *f = vuf_framer_new();
     /* a stream of messages, some with odd sizes, cut at random places into
      * writes, some writes carrying fds */
@@ -116,13 +165,24 @@ static int scenario(unsigned seed)
             w = len - off;
         size_t nfds = rnd(3) == 0 ? (rnd(10) == 0 ? 33 + rnd(6) : 1 + rnd(4)) : 0;
         write_both(sv[0], f, stream + off, w, nfds, &id);
+        if (nfds && r.nfd_at < 512)
+            r.fd_at[r.nfd_at++] = off;
         off += w;
+        if (via == 2)
+            relay_run(&r);
     }
     bool closed = rnd(2);
     if (closed) {
         close(sv[0]);
         sv[0] = -1;
         vuf_framer_close(f);
+    }
+    if (via) {
+        relay_run(&r);
+        CHECK(r.eof == closed, "seed %u: the relay saw the close as it was", seed);
+        CHECK_EQ(r.misplaced, 0, "seed %u: fds forwarded where they rode", seed);
+        relay_segments += r.segments;
+        relay_fd_segments += r.fd_segments;
     }
     int reads = 0;
     for (int k = 0; k < 40; k++) {
@@ -132,7 +192,7 @@ static int scenario(unsigned seed)
         reading ra, rb;
         memset(&ra, 0, sizeof ra);
         memset(&rb, 0, sizeof rb);
-        record(&ra, vuf_recv_msg(sv[1], &a, 0), &a);
+        record(&ra, vuf_recv_msg(reader, &a, 0), &a);
         memcpy(ra.payload, p1, ra.payload_len);
         record(&rb, vuf_framer_next(f, &b, NULL), &b);
         memcpy(rb.payload, p2, rb.payload_len);
@@ -160,6 +220,10 @@ static int scenario(unsigned seed)
     if (sv[0] >= 0)
         close(sv[0]);
     close(sv[1]);
+    if (r.out >= 0)
+        close(r.out);
+    if (rv[1] >= 0)
+        close(rv[1]);
     vuf_framer_free(f);
     return reads;
 }
@@ -168,7 +232,7 @@ VUF_TEST(against_the_kernel)
 {
     int reads = 0;
     for (unsigned seed = 1; seed <= 400; seed++)
-        reads += scenario(seed);
+        reads += scenario(seed, 0);
     CHECK(reads > 1000, "%d reads compared", reads);
     /* the scenarios reach every rule */
     static const vuf_io_status want[] = {VUF_IO_OK,      VUF_IO_EOF,    VUF_IO_SHORT,
@@ -361,6 +425,19 @@ VUF_TEST(live_memory_stays_bounded)
           vuf_framer_footprint(f));
     CHECK(!vuf_framer_at_boundary(f), "inside the dropped payload");
     vuf_framer_free(f);
+}
+
+/* Through a relay that forwards segment by segment, the reader frames what
+ * it would have framed reading the writer: the same reads as the framer
+ * (which is the kernel's, against_the_kernel). */
+VUF_TEST(a_relay_is_transparent)
+{
+    int reads = 0;
+    for (unsigned seed = 1; seed <= 400; seed++)
+        reads += scenario(seed, seed % 2 ? 1 : 2);
+    CHECK(reads > 1000, "%d reads compared", reads);
+    CHECK(relay_fd_segments > 100, "%u of %u segments carried fds", relay_fd_segments,
+          relay_segments);
 }
 
 VUF_TEST(sendmsg_refusals)
