@@ -289,42 +289,51 @@ vuf_io_status vuf_recv_msg(int sock, vuf_rx_msg *msg, int timeout_ms)
 
 /* ---- send ---- */
 
+/* One non-blocking send: the fds ride on the first byte. Bytes sent, or -1
+ * (errno). */
+static ssize_t send_once(int sock, const uint8_t *buf, size_t len, const int *fds, size_t nfds)
+{
+    if (!nfds)
+        return send(sock, buf, len, MSG_NOSIGNAL | MSG_DONTWAIT);
+    union {
+        char buf[CMSG_SPACE(VUF_SEND_MAX_FDS * sizeof(int))];
+        struct cmsghdr align;
+    } cbuf;
+    struct iovec iov = {.iov_base = (void *)buf, .iov_len = len};
+    struct msghdr mh;
+    memset(&mh, 0, sizeof mh);
+    memset(cbuf.buf, 0, sizeof cbuf.buf);
+    mh.msg_iov = &iov;
+    mh.msg_iovlen = 1;
+    mh.msg_control = cbuf.buf;
+    mh.msg_controllen = CMSG_SPACE(nfds * sizeof(int));
+    struct cmsghdr *c = CMSG_FIRSTHDR(&mh);
+    c->cmsg_level = SOL_SOCKET;
+    c->cmsg_type = SCM_RIGHTS;
+    c->cmsg_len = CMSG_LEN(nfds * sizeof(int));
+    memcpy(CMSG_DATA(c), fds, nfds * sizeof(int));
+    return sendmsg(sock, &mh, MSG_NOSIGNAL | MSG_DONTWAIT);
+}
+
+static bool bad_send_args(const uint8_t *buf, size_t len, const int *fds, size_t nfds)
+{
+    return nfds > VUF_SEND_MAX_FDS || (nfds && (!fds || !len)) || (len && !buf);
+}
+
 static vuf_io_status send_all(int sock, const uint8_t *buf, size_t len, const int *fds, size_t nfds,
                               int timeout_ms)
 {
-    if (nfds > VUF_SEND_MAX_FDS || (nfds && (!fds || !len)) || (len && !buf)) {
+    if (bad_send_args(buf, len, fds, nfds)) {
         errno = EINVAL;
         return VUF_IO_ERROR;
     }
     deadline d;
     dl_init(&d, timeout_ms);
-    union {
-        char buf[CMSG_SPACE(VUF_SEND_MAX_FDS * sizeof(int))];
-        struct cmsghdr align;
-    } cbuf;
     size_t off = 0;
     while (off < len) {
-        ssize_t n;
-        if (off == 0 && nfds) {
-            /* The fds ride on the first byte(s); once any byte went out they
-             * were sent, and the rest goes with plain send(). */
-            struct iovec iov = {.iov_base = (void *)buf, .iov_len = len};
-            struct msghdr mh;
-            memset(&mh, 0, sizeof mh);
-            memset(cbuf.buf, 0, sizeof cbuf.buf);
-            mh.msg_iov = &iov;
-            mh.msg_iovlen = 1;
-            mh.msg_control = cbuf.buf;
-            mh.msg_controllen = CMSG_SPACE(nfds * sizeof(int));
-            struct cmsghdr *c = CMSG_FIRSTHDR(&mh);
-            c->cmsg_level = SOL_SOCKET;
-            c->cmsg_type = SCM_RIGHTS;
-            c->cmsg_len = CMSG_LEN(nfds * sizeof(int));
-            memcpy(CMSG_DATA(c), fds, nfds * sizeof(int));
-            n = sendmsg(sock, &mh, MSG_NOSIGNAL | MSG_DONTWAIT);
-        } else {
-            n = send(sock, buf + off, len - off, MSG_NOSIGNAL | MSG_DONTWAIT);
-        }
+        /* The fds ride on the first byte(s); once any byte went out they
+         * were sent, and the rest goes without them. */
+        ssize_t n = send_once(sock, buf + off, len - off, off ? NULL : fds, off ? 0 : nfds);
         if (n > 0) {
             off += (size_t)n;
             continue;
@@ -341,6 +350,22 @@ static vuf_io_status send_all(int sock, const uint8_t *buf, size_t len, const in
             return VUF_IO_TIMEOUT;
     }
     return VUF_IO_OK;
+}
+
+ssize_t vuf_send_some(int sock, const uint8_t *buf, size_t len, const int *fds, size_t nfds)
+{
+    if (bad_send_args(buf, len, fds, nfds)) {
+        errno = EINVAL;
+        return -1;
+    }
+    if (!len)
+        return 0;
+    ssize_t n;
+    while ((n = send_once(sock, buf, len, fds, nfds)) < 0 && errno == EINTR) {
+    }
+    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+        return 0;
+    return n;
 }
 
 vuf_io_status vuf_send_msg(int sock, const uint8_t *buf, size_t len, const int *fds, size_t nfds,
@@ -490,7 +515,7 @@ static int set_blocking(int fd)
 
 /* Read from /proc/net/unix (flag __SO_ACCEPTCON, 0x10000), so that asking
  * does not connect to it. */
-int vuf_unix_listening(const char *path)
+int vuf_unix_listening_ino(const char *path, uint64_t *ino)
 {
     FILE *f = fopen("/proc/net/unix", "re");
     if (!f)
@@ -500,19 +525,28 @@ int vuf_unix_listening(const char *path)
     size_t plen = strlen(path);
     while (!live && fgets(line, sizeof line, f)) {
         unsigned long flags;
+        unsigned long long inode;
         char *p = line;
         /* Num: RefCount Protocol Flags Type St Inode Path */
-        if (sscanf(p, "%*s %*s %*s %lx", &flags) != 1)
+        if (sscanf(p, "%*s %*s %*s %lx %*s %*s %llu", &flags, &inode) != 2)
             continue;
         size_t n = strlen(line);
         while (n && (line[n - 1] == '\n' || line[n - 1] == ' '))
             line[--n] = 0;
         if (n > plen && line[n - plen - 1] == ' ' && !strcmp(line + n - plen, path) &&
-            (flags & 0x10000))
+            (flags & 0x10000)) {
             live = 1;
+            if (ino)
+                *ino = inode;
+        }
     }
     fclose(f);
     return live;
+}
+
+int vuf_unix_listening(const char *path)
+{
+    return vuf_unix_listening_ino(path, NULL);
 }
 
 int vuf_unix_listen(const char *path)

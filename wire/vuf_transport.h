@@ -20,6 +20,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 #include "vuf_event.h" /* vuf_fdkind */
 
@@ -110,6 +111,11 @@ vuf_io_status vuf_recv_msg(int sock, vuf_rx_msg *msg, int timeout_ms);
  * bytes went out, the stream is out of sync. The caller keeps its fds. */
 vuf_io_status vuf_send_msg(int sock, const uint8_t *buf, size_t len, const int *fds, size_t nfds,
                            int timeout_ms);
+/* One non-blocking send of up to len bytes, the fds on the first byte: the
+ * bytes that went (0 when the socket is full; the fds went with the first
+ * byte when it is > 0), or -1 with errno (EPIPE: the peer is gone; no
+ * SIGPIPE). For an event loop that queues what did not go. */
+ssize_t vuf_send_some(int sock, const uint8_t *buf, size_t len, const int *fds, size_t nfds);
 /* Raw bytes, no fds (for fuzzing raw streams). Same rules as vuf_send_msg. */
 vuf_io_status vuf_send_raw(int sock, const void *buf, size_t len, int timeout_ms);
 
@@ -178,6 +184,9 @@ int vuf_unix_connect(const char *path, int timeout_ms);
  * makes no connection (a server sees nothing): 1 yes, 0 no, -1 cannot tell
  * (no /proc). */
 int vuf_unix_listening(const char *path);
+/* The same, and the listening socket's inode (the "socket:[INODE]" its
+ * owner's /proc/PID/fd shows). */
+int vuf_unix_listening_ino(const char *path, uint64_t *ino);
 
 /* Classify an fd by kind for traces, with fstat, getsockopt(SO_TYPE,
  * SO_ACCEPTCONN), a zero-timeout poll (a stream socket whose peer is closed
