@@ -350,6 +350,16 @@ static void report_backend_end(monitor *m)
         fprintf(stderr, "%s%s", tail, tail[n - 1] == '\n' ? "" : "\n");
 }
 
+static void stop_backend(monitor *m)
+{
+    if (!m->proc || vuf_proc_poll(m->proc) != VUF_PROC_RUNNING)
+        return;
+    vuf_proc_stop(m->proc);
+    char st[64];
+    say(m, "the back-end (pid %d) is stopped: it %s", (int)vuf_proc_pid(m->proc),
+        vuf_proc_status_text(m->proc, st, sizeof st));
+}
+
 /* A connection to the back-end for a new front-end connection, or -1. */
 static int backend_connect(monitor *m, char *desc, size_t cap)
 {
@@ -717,6 +727,7 @@ int vuf_cmd_monitor(int argc, char **argv)
     for (size_t i = 0; i < m.nlive; i++)
         conn_close(&m, m.live[i]);
     m.nlive = 0;
+    stop_backend(&m); /* before the report, which has its status */
     if (rc != 2) {
         summary(&m);
         uint64_t msgs[VUF_CHAN_COUNT][2];
@@ -731,13 +742,8 @@ out:
         close(lfd);
         unlink(m.listen);
     }
-    if (m.proc) {
-        bool was_running = vuf_proc_poll(m.proc) == VUF_PROC_RUNNING;
-        vuf_proc_stop(m.proc);
-        if (was_running)
-            say(&m, "the back-end (pid %d) stopped", (int)vuf_proc_pid(m.proc));
-        vuf_proc_free(m.proc);
-    }
+    stop_backend(&m);
+    vuf_proc_free(m.proc);
     for (size_t i = 0; i < m.ndone; i++) {
         free(m.done[i]->v);
         free(m.done[i]);
