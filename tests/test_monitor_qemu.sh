@@ -67,9 +67,9 @@ wait_boots() { # SERIAL N: until N boots (90 s at most)
   return 1
 }
 
-# one run: NAME, then the --exec command; sets mpid qpid bpid
+# one run: NAME, the --exec command, more -chardev options; sets mpid qpid bpid
 run() {
-  local name=$1 cmd=$2
+  local name=$1 cmd=$2 chardev=${3:-}
   "$V" monitor --listen "$tmp/$name.sock" --exec "$cmd" --backend-log "$tmp/$name.be.log" \
     --trace "$tmp/$name.trace" --json "$tmp/$name.json" >"$tmp/$name.out" 2>"$tmp/$name.log" &
   mpid=$!; pids+=("$mpid")
@@ -77,7 +77,7 @@ run() {
   bpid=$(be_pid "$tmp/$name.log")
   "$QEMU" -machine q35,accel=tcg -m 256M \
     -object memory-backend-memfd,id=mem,size=256M,share=on -numa node,memdev=mem \
-    -chardev socket,id=c0,path="$tmp/$name.sock" -device vhost-user-blk-pci,chardev=c0 \
+    -chardev socket,id=c0,path="$tmp/$name.sock"$chardev -device vhost-user-blk-pci,chardev=c0 \
     -serial file:"$tmp/$name.serial" -qmp unix:"$tmp/$name.qmp",server=on,wait=off \
     -nodefaults -display none >"$tmp/$name.qemu.log" 2>&1 &
   qpid=$!; pids+=("$qpid")
@@ -86,8 +86,10 @@ run() {
   else
     ko "$name: no boot: $(cat "$tmp/$name.qemu.log" "$tmp/$name.log")"
   fi
-  python3 "$tmp/qmp.py" "$tmp/$name.qmp" system_reset
-  wait_boots "$tmp/$name.serial" 2 && ok "$name: system_reset, and a second boot" || ko "$name: no second boot"
+}
+reset_boot() { # NAME WHAT: a system_reset, and a second boot
+  python3 "$tmp/qmp.py" "$tmp/$1.qmp" system_reset
+  wait_boots "$tmp/$1.serial" 2 && ok "$1: system_reset, and a second boot${2:-}" || ko "$1: no second boot"
 }
 finish() { # NAME: QEMU quits, then the monitor is stopped; checks
   local name=$1
@@ -114,6 +116,7 @@ finish() { # NAME: QEMU quits, then the monitor is stopped; checks
 # ---- 1. QEMU -> monitor -> qemu-storage-daemon
 mkdisk "$tmp/qsd.img"
 run qsd "$QSD --blockdev driver=file,node-name=disk,filename=$tmp/qsd.img --export type=vhost-user-blk,id=exp0,node-name=disk,addr.type=unix,addr.path={socket},writable=on"
+reset_boot qsd
 finish qsd
 # Every violation seen on this pair is reviewed in docs/conformance.md; a
 # new one fails here until it is reviewed there.
@@ -131,6 +134,7 @@ fi
 # ---- 2. QEMU -> monitor -> vufuzz serve, a resize on the back-end channel
 mkdisk "$tmp/serve.img"
 run serve "$V serve --socket {socket} --disk $tmp/serve.img --trace $tmp/serve.back.trace"
+reset_boot serve
 truncate -s 2M "$tmp/serve.img"
 kill -USR1 "$bpid" # serve re-reads the disk's size and tells the front-end
 for _ in $(seq 200); do grep -q '^F>B backend BACKEND_CONFIG_CHANGE_MSG reply' "$tmp/serve.trace" && break; sleep 0.05; done
@@ -142,5 +146,22 @@ finish serve
 if [ "$(grep -E '^[FB]>' "$tmp/serve.trace")" = "$(grep -E '^[FB]>' "$tmp/serve.back.trace")" ]; then
   ok "serve: the monitor's trace and the back-end's own: the same $(grep -cE '^[FB]>' "$tmp/serve.trace") message lines"
 else ko "serve: the traces differ"; diff <(grep -E '^[FB]>' "$tmp/serve.trace") <(grep -E '^[FB]>' "$tmp/serve.back.trace") | head; fi
+
+# ---- 3. the back-end dies under a running guest; QEMU reconnects
+# (reconnect=1): the monitor restarts the --exec back-end for the new
+# connection, and the guest's next boot reads the disk through it
+mkdisk "$tmp/rec.img"
+run rec "$V serve --socket {socket} --disk $tmp/rec.img" ",reconnect=1"
+kill -9 "$bpid"
+for _ in $(seq 200); do grep -q 'connection 2: a front-end connected' "$tmp/rec.log" && break; sleep 0.05; done
+grep -q 'connection 1 closed by the back-end' "$tmp/rec.log" && grep -q 'connection 2: a front-end connected' "$tmp/rec.log" \
+  && ok "rec: the back-end killed: connection 1 closed by it, QEMU reconnected (connection 2)" || ko "rec: $(cat "$tmp/rec.log")"
+grep -q 'the back-end runs again' "$tmp/rec.log" && ok "rec: the back-end was restarted for it" || ko "rec: no restart"
+for _ in $(seq 200); do grep -q '^F>B main SET_VRING_ENABLE index=0 num=1$' "$tmp/rec.trace.2" 2>/dev/null && break; sleep 0.05; done
+reset_boot rec " through the new connection"
+bpid=$(sed -n 's/.*the back-end runs again (pid \([0-9]*\)).*/\1/p' "$tmp/rec.log" | tail -n 1)
+finish rec
+"$V" check-trace "$tmp/rec.trace.2" >"$tmp/rec.check2" && ok "rec: connection 2's trace: $(tail -n 1 "$tmp/rec.check2" | sed 's/^[^:]*: //')" \
+  || { ko "rec: connection 2"; cat "$tmp/rec.check2"; }
 echo "$pass passed, $fail failed"
 [ "$fail" -eq 0 ]
