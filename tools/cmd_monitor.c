@@ -77,7 +77,8 @@ static void usage(FILE *f)
             "Each violation is printed on stdout when it happens:\n"
             "  conn N: FILE:LINE: MUST|SHOULD RULE side=SIDE channel=CH msg=NAME: text (spec: "
             "section)\n"
-            "(without --trace, 'event K' stands for FILE:LINE). Connection and back-end events\n"
+            "(without --trace, 'event K' stands for FILE:LINE; past 1000 on a connection,\n"
+            "violations are counted, not printed). Connection and back-end events\n"
             "go to stderr. SIGINT or SIGTERM stops the monitor: both sides of every\n"
             "connection are closed, the back-end process is stopped, and a summary is printed\n"
             "(messages per channel and direction, violations by rule).\n"
@@ -89,6 +90,7 @@ static void usage(FILE *f)
 
 #define MAX_CONNS 30              /* 8 poll entries each, within VUF_POLL_MAX */
 #define MAX_KEPT_VIOLATIONS 10000 /* kept for --json over the whole run */
+#define MAX_PRINTED 1000          /* printed per connection; the rest are counted */
 
 typedef struct {
     const vuf_rule_info *rule;
@@ -187,20 +189,26 @@ static void print_violation(const conn *c, const vuf_violation *v)
 
 static void judge_from(conn *c, size_t from)
 {
-    for (size_t i = from; i < vuf_checker_violation_count(c->chk); i++)
-        print_violation(c, vuf_checker_violation(c->chk, i));
+    for (size_t i = from; i < vuf_checker_violation_count(c->chk); i++) {
+        if (i < MAX_PRINTED)
+            print_violation(c, vuf_checker_violation(c->chk, i));
+        else if (i == MAX_PRINTED)
+            printf("conn %u: more than %d violations: the others are counted, not printed "
+                   "(check-trace on the trace lists them all)\n",
+                   c->id, MAX_PRINTED);
+    }
 }
 
 static void on_event(void *ctx, const vuf_event *ev)
 {
     conn *c = ctx;
-    char line[32768];
-    int n = vuf_trace_format_event(c->m->spec, ev, line, sizeof line);
-    if (n < 0 || (size_t)n >= sizeof line)
-        snprintf(line, sizeof line, "# event too long to print");
-    trace_line(c, line);
-    if (c->trace)
-        fflush(c->trace);
+    if (c->trace) {
+        char line[32768];
+        int n = vuf_trace_format_event(c->m->spec, ev, line, sizeof line);
+        if (n < 0 || (size_t)n >= sizeof line)
+            snprintf(line, sizeof line, "# event too long to print");
+        trace_line(c, line);
+    }
     c->events++;
     if (ev->kind == VUF_EV_MSG && ev->channel < VUF_CHAN_COUNT && ev->sender <= 1)
         c->msgs[ev->channel][ev->sender]++;
@@ -711,6 +719,8 @@ int vuf_cmd_monitor(int argc, char **argv)
         for (size_t i = 0; i < m.nlive;) {
             conn *c = m.live[i];
             if (vuf_relay_dispatch(c->relay, &ps)) {
+                if (c->trace)
+                    fflush(c->trace); /* what passed is in the trace before the next wait */
                 i++;
                 continue;
             }
