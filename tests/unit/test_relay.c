@@ -71,6 +71,7 @@ typedef struct {
     vuf_relay *r;
     seen s;
     bool ended;
+    int poll_ms; /* how long pump waits for something to happen (0: 20) */
 } rig;
 
 static void rig_up(rig *g, size_t queue_max)
@@ -97,7 +98,7 @@ static void pump(rig *g)
 {
     for (int idle = 0; idle < 3 && !g->ended;) {
         vuf_pollset p;
-        vuf_pollset_init(&p, 20);
+        vuf_pollset_init(&p, g->poll_ms ? g->poll_ms : 20);
         vuf_relay_poll_add(g->r, &p);
         int n = vuf_pollset_wait(&p);
         if (!vuf_relay_dispatch(g->r, &p)) {
@@ -397,6 +398,109 @@ VUF_TEST(the_monitor_stopping_closes_both)
     CHECK_EQ(vuf_relay_fd_count(g.r), 0, "nothing held");
     close(ch[0]);
     rig_down(&g);
+}
+
+/* ---- hostile streams: random bytes and fds both ways ---- */
+
+static uint64_t rng;
+static uint32_t rnd(uint32_t n)
+{
+    rng ^= rng << 13;
+    rng ^= rng >> 7;
+    rng ^= rng << 17;
+    return n ? (uint32_t)(rng % n) : 0;
+}
+
+/* One random write on fd: a header now and then (any id, sizes up to 4
+ * GiB, SET_BACKEND_REQ_FD with a socket among them), random bytes else,
+ * fds now and then. Appends the bytes to sent, counts the fds. */
+static void hostile_write(int fd, uint8_t *sent, size_t *nsent, size_t cap, size_t *fds_sent)
+{
+    uint8_t b[600];
+    size_t len = 1 + rnd(sizeof b);
+    for (size_t i = 0; i < len; i++)
+        b[i] = (uint8_t)rnd(256);
+    if (rnd(2) && len >= 12) {
+        uint32_t size = rnd(4) ? rnd(100) : rnd(0xffffffffu);
+        uint32_t req = rnd(3) ? 1 + rnd(45) : SET_BACKEND_REQ_FD;
+        msg(b, req, rnd(4) ? 1 : rnd(0x100), NULL, 0);
+        memcpy(b + 8, &size, 4);
+    }
+    if (*nsent + len > cap)
+        return;
+    int fds[3], n = rnd(4) ? 0 : 1 + (int)rnd(3), pair[2] = {-1, -1};
+    for (int i = 0; i < n; i++)
+        fds[i] = eventfd(0, EFD_CLOEXEC);
+    if (n && rnd(2) && !socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, pair)) {
+        close(fds[0]);
+        fds[0] = pair[1];
+    }
+    if (vuf_send_msg(fd, b, len, fds, (size_t)n, 1000) == VUF_IO_OK) {
+        memcpy(sent + *nsent, b, len);
+        *nsent += len;
+        *fds_sent += (size_t)n;
+    }
+    for (int i = 0; i < n; i++)
+        close(fds[i]);
+    if (pair[0] >= 0)
+        close(pair[0]);
+}
+
+/* Everything there is on fd, as segments: bytes appended, fds counted and
+ * closed. */
+static void drain_side(int fd, uint8_t *got, size_t *ngot, size_t cap, size_t *fds_got)
+{
+    static uint8_t buf[65536];
+    for (;;) {
+        vuf_segment seg;
+        if (vuf_recv_segment(fd, buf, sizeof buf, &seg) != VUF_IO_OK)
+            return;
+        if (*ngot + seg.len <= cap) {
+            memcpy(got + *ngot, buf, seg.len);
+            *ngot += seg.len;
+        }
+        *fds_got += seg.nfds;
+        vuf_close_fds(seg.fds, &seg.nfds);
+    }
+}
+
+VUF_TEST(hostile_streams_pass_unchanged)
+{
+    enum { CAP = 1 << 16 };
+    static uint8_t a_sent[CAP], a_got[CAP], b_sent[CAP], b_got[CAP];
+    unsigned same = 0, scenarios = 150;
+    size_t fds_total = 0;
+    for (unsigned seed = 1; seed <= scenarios; seed++) {
+        rng = 0x243f6a8885a308d3ull ^ ((uint64_t)seed * 0x9e3779b97f4a7c15ull);
+        rig g;
+        rig_up(&g, 0);
+        g.poll_ms = 1; /* all in this process: what is ready is ready at once */
+        size_t as = 0, ag = 0, bs = 0, bg = 0, afs = 0, afg = 0, bfs = 0, bfg = 0;
+        for (int w = 0, n = 2 + (int)rnd(30); w < n; w++) {
+            if (rnd(3))
+                hostile_write(g.fe, a_sent, &as, CAP, &afs);
+            else
+                hostile_write(g.be, b_sent, &bs, CAP, &bfs);
+            if (rnd(2))
+                pump(&g);
+            drain_side(g.be, a_got, &ag, CAP, &afg);
+            drain_side(g.fe, b_got, &bg, CAP, &bfg);
+        }
+        pump(&g);
+        drain_side(g.be, a_got, &ag, CAP, &afg);
+        drain_side(g.fe, b_got, &bg, CAP, &bfg);
+        bool ok = ag == as && !memcmp(a_got, a_sent, as) && bg == bs &&
+                  !memcmp(b_got, b_sent, bs) && afg == afs && bfg == bfs;
+        CHECK(ok,
+              "seed %u: front-end to back-end %zu of %zu bytes, %zu of %zu fds; back to front "
+              "%zu of %zu bytes, %zu of %zu fds",
+              seed, ag, as, afg, afs, bg, bs, bfg, bfs);
+        same += ok;
+        fds_total += afs + bfs;
+        rig_down(&g);
+    }
+    CHECK_EQ(same, scenarios, "every scenario relayed unchanged");
+    CHECK(fds_total > 100, "%zu fds went through", fds_total);
 }
 
 VUF_TEST_MAIN()
