@@ -32,6 +32,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "vuf_checker.h"
 #include "vuf_event.h"
 #include "vuf_session.h"
 #include "vuf_spec.h"
@@ -71,7 +72,14 @@ typedef struct {
      * before it runs (index from 1); may be NULL */
     void (*on_event)(void *ctx, const vuf_event *ev);
     void (*on_action)(void *ctx, size_t index, const Vuf__Action *a);
+    /* every violation the checker reports, of either side and any level */
+    void (*on_violation)(void *ctx, const vuf_violation *v);
     void *ctx;
+    /* once the peer closed the main channel, the session ends (the rest of
+     * its actions are not played): a conformance case judges the reaction
+     * to its probe, not a new connection (default: a later message opens a
+     * new connection, as a reconnecting front-end does) */
+    bool stop_on_peer_close;
     /* Judge the conversation against this table instead of the device's
      * (a spec author's proposed change: does the device still conform?). */
     const vuf_spec *judge_spec;
