@@ -314,23 +314,25 @@ static bool starts_backend_req_fd(const vuf_relay *r, const uint8_t *b, size_t l
 
 /* ---- reading ---- */
 
-/* One write of the writer (fds on its first byte): framed, reported, then
- * queued for the reader. */
+/* One write of the writer (fds on its first byte): forwarded first (the
+ * reader is not kept waiting while it is checked), then framed and
+ * reported. The reader's answer is read in a later dispatch: it comes
+ * after in the events. */
 static void piece(vuf_relay *r, pipe_t *p, const uint8_t *b, size_t len, int *fds,
                   const uint8_t *kinds, size_t nfds)
 {
     if (p == &r->p[MAIN_FB] && nfds == 1 && kinds[0] == VUF_FDKIND_SOCKET &&
         vuf_framer_at_boundary(p->copy) && starts_backend_req_fd(r, b, len))
         interpose(r, &fds[0]);
+    if (!p->sink_dead && enqueue(p, b, len, fds, nfds, 0))
+        flush(r, p);
+    else if (p->sink_dead)
+        vuf_close_fds(fds, &nfds);
     int none[VUF_SEND_MAX_FDS];
     for (size_t i = 0; i < nfds; i++)
         none[i] = -1;
     vuf_framer_write(p->copy, b, len, none, kinds, nfds);
     drain(p);
-    if (!p->sink_dead)
-        enqueue(p, b, len, fds, nfds, 0);
-    else
-        vuf_close_fds(fds, &nfds);
 }
 
 static void writer_closed(vuf_relay *r, pipe_t *p)
@@ -372,7 +374,6 @@ static void read_pipe(vuf_relay *r, pipe_t *p)
             piece(r, p, r->rbuf, at, NULL, NULL, 0);
         if (at < seg.len)
             piece(r, p, r->rbuf + at, seg.len - at, seg.fds, kinds, seg.nfds);
-        flush(r, p);
     }
 }
 
