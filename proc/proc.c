@@ -3,6 +3,7 @@
 #include "vuf_proc.h"
 #include "vuf_transport.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -26,7 +27,8 @@
 
 struct vuf_proc {
     char *command; /* as given */
-    char *line;    /* what sh -c runs: {socket} replaced */
+    char *line;    /* what the shell runs: {socket} replaced */
+    const char *shell;
     int ready_ms, stop_ms;
     char dir[80]; /* TMPDIR (at most 64 bytes) + "/vufuzz-XXXXXX" */
     char sock[sizeof(((struct sockaddr_un *)0)->sun_path)];
@@ -187,6 +189,65 @@ static bool wait_end(vuf_proc *p, int ms)
     }
 }
 
+/* A live (not zombie) process of the run's group, other than the
+ * supervisor, for which match(pid, ctx) holds (NULL: any): its pid, or 0. */
+static pid_t run_member(const vuf_proc *p, bool (*match)(const char *pid, void *ctx), void *ctx)
+{
+    DIR *d = opendir("/proc");
+    if (!d)
+        return 0;
+    pid_t found = 0;
+    for (struct dirent *e; !found && (e = readdir(d));) {
+        if (e->d_name[0] < '1' || e->d_name[0] > '9')
+            continue;
+        char path[300], stat[512];
+        snprintf(path, sizeof path, "/proc/%s/stat", e->d_name);
+        int fd = open(path, O_RDONLY | O_CLOEXEC);
+        if (fd < 0)
+            continue;
+        ssize_t n = read(fd, stat, sizeof stat - 1);
+        close(fd);
+        if (n <= 0)
+            continue;
+        stat[n] = 0;
+        /* pid (comm) state ppid pgrp ...: comm may hold anything, ')' ends it */
+        const char *rp = strrchr(stat, ')');
+        char state = 0;
+        long pgrp = 0;
+        pid_t pid = (pid_t)strtol(e->d_name, NULL, 10);
+        if (!rp || sscanf(rp + 1, " %c %*d %ld", &state, &pgrp) != 2 || pgrp != (long)p->sup ||
+            pid == p->sup || state == 'Z' || state == 'X')
+            continue;
+        if (!match || match(e->d_name, ctx))
+            found = pid;
+    }
+    closedir(d);
+    return found;
+}
+
+/* Does process pid hold the socket of inode *(uint64_t *)ino? */
+static bool holds_socket(const char *pid, void *ino)
+{
+    char dir[64], want[48];
+    snprintf(dir, sizeof dir, "/proc/%s/fd", pid);
+    snprintf(want, sizeof want, "socket:[%llu]", *(unsigned long long *)ino);
+    DIR *d = opendir(dir);
+    if (!d)
+        return false;
+    bool found = false;
+    for (struct dirent *e; !found && (e = readdir(d));) {
+        char path[320], link[64];
+        snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
+        ssize_t n = readlink(path, link, sizeof link - 1);
+        if (n > 0) {
+            link[n] = 0;
+            found = !strcmp(link, want);
+        }
+    }
+    closedir(d);
+    return found;
+}
+
 /* The supervisor ignores SIGTERM: the back-end gets it, and the
  * supervisor ends as the back-end does. */
 static void signal_group(const vuf_proc *p, int sig)
@@ -209,6 +270,12 @@ static bool reap(vuf_proc *p)
     if (r < 0 || si.si_pid != p->sup)
         return false;
     signal_group(p, SIGKILL); /* what the back-end left running */
+    /* gone once SIGKILL is through (an orphan may stay a zombie under an
+     * init that does not reap: that is not running) */
+    for (int64_t until = now_ms() + 2000; run_member(p, NULL, NULL) && now_ms() < until;) {
+        struct timespec ts = {.tv_sec = 0, .tv_nsec = 2 * 1000000L};
+        nanosleep(&ts, NULL);
+    }
     int st = 0;
     while (waitpid(p->sup, &st, 0) < 0 && errno == EINTR) {
     }
@@ -250,7 +317,8 @@ static int fail(char *err, size_t errcap, const char *fmt, ...)
 /* The process tree of a run:
  *
  *   vufuzz ── supervisor (a fork of vufuzz, leader of the run's process group)
- *               └── sh -c COMMAND (the back-end: sh execs a simple command)
+ *               └── bash -c COMMAND (a simple command: bash execs it, it is the
+ *                   back-end; else the back-end is among its children)
  *
  * The supervisor waits for the back-end and ends as it ended (the same exit
  * status, or killed by the same signal), so the status vufuzz reaps is the
@@ -311,7 +379,7 @@ static void supervisor(const vuf_proc *p, pid_t parent, int devnull, int logfd, 
     if (be == 0) {
         close_from_3();
         default_signals();
-        execl("/bin/sh", "sh", "-c", p->line, (char *)NULL);
+        execl(p->shell, p->shell, "-c", p->line, (char *)NULL);
         _exit(127);
     }
     if (write(report, &be, sizeof be) != (ssize_t)sizeof be || be < 0)
@@ -395,7 +463,8 @@ static int wait_listening(vuf_proc *p, char *err, size_t errcap)
                         vuf_proc_status_text(p, st, sizeof st), p->sock,
                         *tail ? "; its output ends with: " : " (it wrote nothing)", tail);
         }
-        int l = vuf_unix_listening(p->sock);
+        uint64_t ino = 0;
+        int l = vuf_unix_listening_ino(p->sock, &ino);
         if (l < 0) {
             /* no /proc/net/unix: a probe connection (the back-end sees it) */
             int fd = vuf_unix_connect(p->sock, 0);
@@ -404,8 +473,15 @@ static int wait_listening(vuf_proc *p, char *err, size_t errcap)
                 l = 1;
             }
         }
-        if (l == 1)
+        if (l == 1) {
+            /* the back-end is the process of the group that listens (bash
+             * runs a simple command as itself; a wrapper's child, else) */
+            unsigned long long i = ino;
+            pid_t listener = ino ? run_member(p, holds_socket, &i) : 0;
+            if (listener)
+                p->pid = listener;
             return 0;
+        }
         int64_t left = until - now_ms();
         if (left <= 0) {
             char tail[300];
@@ -477,6 +553,9 @@ vuf_proc *vuf_proc_start(const vuf_proc_opts *o, char *err, size_t errcap)
         snprintf(p->log, sizeof p->log, "%s/backend.log", p->dir);
         p->own_log = true;
     }
+    /* bash runs a simple command as itself (no shell process between):
+     * its pid and exit status are the back-end's */
+    p->shell = access("/bin/bash", X_OK) == 0 ? "/bin/bash" : "/bin/sh";
     p->command = strdup(o->command);
     p->line = substitute(o->command, p->sock);
     if (!p->command || !p->line) {

@@ -3,17 +3,21 @@
  * (`--exec 'CMD ... {socket}'`): the monitor's and the external targets'
  * one way to run a program under test.
  *
- *   - start: CMD runs under /bin/sh -c with every "{socket}" replaced by a
- *     private socket path (a fresh directory of its own, shell-quoted), in
- *     a process group of its own, stdin from /dev/null, stdout and stderr
+ *   - start: CMD runs under /bin/bash -c (/bin/sh without bash) with every
+ *     "{socket}" replaced by a private socket path (a fresh directory of its
+ *     own, shell-quoted), in a process group of its own, stdin from /dev/null, stdout and stderr
  *     appended to a log file, no fd of ours inherited, and signals at their
  *     defaults. The call returns once something listens on the socket (asked
  *     of /proc/net/unix: no probe connection reaches the back-end), or fails
  *     with a one-line reason: the process ended first (its status and the
  *     tail of its log), or it did not listen within the deadline (it is then
  *     stopped);
- *   - its pid, an fd that becomes readable when it ends (a pidfd, for an
- *     event loop), its state and exit status or signal as text;
+ *   - its pid: the process of the group that listens on the socket (bash
+ *     runs a simple command as itself; a compound one, a wrapper script,
+ *     is searched in /proc), an fd that becomes readable when the run ends
+ *     (a pidfd, for an event loop), its state and its exit status or signal
+ *     as text: the back-end's own when bash ran it as itself, else the
+ *     shell's (a signal then shows as status 128+N);
  *   - the tail of what this run wrote to its log;
  *   - restart (same socket path, same log, appended);
  *   - stop: SIGTERM to the whole group, SIGKILL to the group after the
@@ -74,7 +78,9 @@ bool vuf_proc_stopped_by_us(const vuf_proc *p);
 /* "running", "exited with status 3", "killed by signal 11 (SIGSEGV)". */
 const char *vuf_proc_status_text(const vuf_proc *p, char *buf, size_t cap);
 
-pid_t vuf_proc_pid(const vuf_proc *p); /* of the current (or last) run */
+/* The back-end of the current (or last) run: the process that listens on
+ * the socket (else the shell's). */
+pid_t vuf_proc_pid(const vuf_proc *p);
 /* Readable once the current run ended (then call vuf_proc_poll); -1 if the
  * kernel has no pidfd (then poll with vuf_proc_poll). */
 int vuf_proc_wait_fd(const vuf_proc *p);

@@ -10,6 +10,7 @@
 #include "vuf_transport.h"
 
 #include <errno.h>
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -213,11 +214,23 @@ vuf_ref_conn *vuf_ref_conn_new_direct(vuf_ref *dev, int main_fd, int peer_fd, vu
     return c;
 }
 
+/* Has a message begun arriving on fd? io_timeout_ms is for the rest of a
+ * message, never for waiting for the next one: the device does not wait
+ * (a reply on the other channel would sit unread, and time out). */
+static bool readable_now(int fd)
+{
+    struct pollfd p = {.fd = fd, .events = POLLIN};
+    return poll(&p, 1, 0) > 0;
+}
+
 /* One message from channel ch. false: nothing more to read there now. */
 static bool read_one(vuf_ref_conn *c, vuf_channel ch)
 {
     vuf_endpoint *ep = ch == VUF_CHAN_FRONTEND ? c->main : be_ep(c);
     if (!c->open || (ch == VUF_CHAN_BACKEND && vuf_endpoint_fd(ep) < 0))
+        return false;
+    if (c->o.io_timeout_ms > 0 && !(ch == VUF_CHAN_FRONTEND && c->direct) &&
+        !readable_now(vuf_endpoint_fd(ep)))
         return false;
     vuf_endpoint_msg m;
     vuf_io_status st = vuf_endpoint_recv(ep, &m, c->o.io_timeout_ms);

@@ -10,7 +10,9 @@
 
 /* The bytes of every write go into one buffer, their fds into one array:
  * a segment is offsets into both. Both are reused once everything queued
- * was read (no allocation per write once they are large enough). */
+ * was read (no allocation per write once they are large enough); on a live
+ * stream, where the reader often waits for the rest of a message, what was
+ * read is moved out of the way instead (compact). */
 typedef struct {
     size_t off, len, read; /* in bytes[] */
     size_t fd0, nfds;      /* in fds[]/tags[]; nfds 0 once taken or dropped */
@@ -26,6 +28,8 @@ struct vuf_framer {
     size_t nfd, fd_cap;
     size_t pending;
     bool closed;
+    bool live;   /* whole messages only (vuf_framer_set_live) */
+    size_t skip; /* live: payload bytes of an oversize message still to drop */
 };
 
 vuf_framer *vuf_framer_new(void)
@@ -48,6 +52,7 @@ void vuf_framer_reset(vuf_framer *f)
     f->nseg = f->head = 0;
     f->nbytes = f->nfd = 0;
     f->pending = 0;
+    f->skip = 0;
     f->closed = false;
 }
 
@@ -78,6 +83,28 @@ static bool grow(void **p, size_t *cap, size_t need, size_t elem)
     return true;
 }
 
+/* Move the segments still queued to the front of the arrays. */
+static void compact(vuf_framer *f)
+{
+    const segment *h = &f->seg[f->head];
+    size_t boff = h->off, foff = h->fd0;
+    memmove(f->bytes, f->bytes + boff, f->nbytes - boff);
+    if (f->nfd > foff) {
+        memmove(f->fds, f->fds + foff, (f->nfd - foff) * sizeof *f->fds);
+        memmove(f->tags, f->tags + foff, f->nfd - foff);
+    }
+    size_t n = f->nseg - f->head;
+    memmove(f->seg, h, n * sizeof *f->seg);
+    for (size_t i = 0; i < n; i++) {
+        f->seg[i].off -= boff;
+        f->seg[i].fd0 -= foff;
+    }
+    f->nseg = n;
+    f->head = 0;
+    f->nbytes -= boff;
+    f->nfd -= foff;
+}
+
 vuf_io_status vuf_framer_write(vuf_framer *f, const void *buf, size_t len, const int *fds,
                                const uint8_t *tags, size_t nfds)
 {
@@ -93,6 +120,8 @@ vuf_io_status vuf_framer_write(vuf_framer *f, const void *buf, size_t len, const
         return VUF_IO_OK;
     if (f->head == f->nseg) /* everything was read: start over */
         f->head = f->nseg = f->nbytes = f->nfd = 0;
+    else if (f->head && f->seg[f->head].off >= f->nbytes / 2)
+        compact(f);
     size_t tag_cap = f->fd_cap;
     if (!grow((void **)&f->seg, &f->cap, f->nseg + 1, sizeof *f->seg) ||
         !grow((void **)&f->bytes, &f->bytes_cap, f->nbytes + len, 1) ||
@@ -174,11 +203,12 @@ static size_t take(vuf_framer *f, uint8_t *dst, size_t len, int *take_fds, uint8
     return done;
 }
 
-bool vuf_framer_ready(const vuf_framer *f)
+/* The size field of the next header; false while fewer than 12 bytes are
+ * queued. The header's 12 bytes may span segments. */
+static bool next_size(const vuf_framer *f, uint32_t *size)
 {
     if (f->pending < VUF_HDR_SIZE)
         return false;
-    /* the header's 12 bytes may span segments */
     uint8_t hdr[VUF_HDR_SIZE];
     size_t got = 0;
     for (size_t i = f->head; i < f->nseg && got < VUF_HDR_SIZE; i++) {
@@ -189,9 +219,29 @@ bool vuf_framer_ready(const vuf_framer *f)
         memcpy(hdr + got, f->bytes + s->off + s->read, n);
         got += n;
     }
+    memcpy(size, hdr + 8, sizeof *size);
+    return true;
+}
+
+bool vuf_framer_ready(const vuf_framer *f)
+{
     uint32_t size;
-    memcpy(&size, hdr + 8, sizeof size);
-    return f->pending - VUF_HDR_SIZE >= size;
+    return next_size(f, &size) && f->pending - VUF_HDR_SIZE >= size;
+}
+
+void vuf_framer_set_live(vuf_framer *f, bool live)
+{
+    f->live = live;
+}
+
+size_t vuf_framer_footprint(const vuf_framer *f)
+{
+    return f->cap * sizeof *f->seg + f->bytes_cap + f->fd_cap * (sizeof *f->fds + 1);
+}
+
+bool vuf_framer_at_boundary(const vuf_framer *f)
+{
+    return !f->pending && !f->skip;
 }
 
 static void close_msg_fds(vuf_rx_msg *m)
@@ -215,8 +265,20 @@ vuf_io_status vuf_framer_next(vuf_framer *f, vuf_rx_msg *msg, uint8_t *tags)
     msg->nfds = 0;
     msg->hdr_len = 0;
     msg->ctrunc = false;
+    size_t max = msg->payload_cap < VUF_MAX_PAYLOAD ? msg->payload_cap : VUF_MAX_PAYLOAD;
+    if (f->skip) {
+        /* live: the rest of an oversize payload, dropped as it comes */
+        f->skip -= take(f, NULL, f->skip, NULL, NULL, 0, NULL, NULL, false);
+        if (f->skip && !f->closed)
+            return VUF_IO_TIMEOUT;
+        f->skip = 0; /* a writer that closed within it: the message was given */
+    }
     if (!f->pending)
         return f->closed ? VUF_IO_EOF : VUF_IO_TIMEOUT;
+    uint32_t want;
+    if (f->live && !f->closed &&
+        (!next_size(f, &want) || (want <= max && f->pending - VUF_HDR_SIZE < want)))
+        return VUF_IO_TIMEOUT; /* live: not whole yet, nothing consumed */
     /* the header's first read, with room for VUF_MAX_FDS fds */
     bool overflow = false;
     msg->hdr_len =
@@ -234,10 +296,12 @@ vuf_io_status vuf_framer_next(vuf_framer *f, vuf_rx_msg *msg, uint8_t *tags)
     }
     uint32_t size;
     memcpy(&size, msg->hdr + 8, sizeof size);
-    size_t max = msg->payload_cap < VUF_MAX_PAYLOAD ? msg->payload_cap : VUF_MAX_PAYLOAD;
     if (size > max) {
         close_msg_fds(msg);
-        if (take(f, NULL, size, NULL, NULL, 0, NULL, NULL, false) < size)
+        size_t got = take(f, NULL, size, NULL, NULL, 0, NULL, NULL, false);
+        if (got < size && f->live && !f->closed)
+            f->skip = size - got; /* live: the message now, its payload dropped as it comes */
+        else if (got < size)
             return incomplete(f);
         return msg->ctrunc ? VUF_IO_CTRUNC : VUF_IO_OVERSIZE;
     }

@@ -67,4 +67,22 @@ bool vuf_framer_ready(const vuf_framer *f);
  * receives the tag of each of msg->fds. */
 vuf_io_status vuf_framer_next(vuf_framer *f, vuf_rx_msg *msg, uint8_t *tags);
 
+/* Live: a reader that follows a stream as it arrives (the monitor frames a
+ * copy of what it relays). vuf_framer_next then gives whole messages only:
+ * VUF_IO_TIMEOUT with nothing consumed while the rest of a message has not
+ * arrived, so the framing never falls out of step. A payload the reader
+ * would not keep (over its capacity: OVERSIZE, or CTRUNC) is not held: the
+ * message is given once its header is there, and the rest of its payload
+ * is dropped as it arrives (a receiver reads and drops it; an oversize
+ * message cut short by a close gives the same events as SHORT would: the
+ * header, then the close). Once the writer closed, what is left is read as
+ * vuf_framer_next reads it (SHORT, EOF). Memory stays bounded by one
+ * message and one write. */
+void vuf_framer_set_live(vuf_framer *f, bool live);
+/* Nothing queued and no payload being dropped: for a reader that took
+ * every whole message, the next byte written is the first of a message. */
+bool vuf_framer_at_boundary(const vuf_framer *f);
+/* Bytes of memory the framer's buffers hold. */
+size_t vuf_framer_footprint(const vuf_framer *f);
+
 #endif

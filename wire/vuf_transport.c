@@ -289,42 +289,51 @@ vuf_io_status vuf_recv_msg(int sock, vuf_rx_msg *msg, int timeout_ms)
 
 /* ---- send ---- */
 
+/* One non-blocking send: the fds ride on the first byte. Bytes sent, or -1
+ * (errno). */
+static ssize_t send_once(int sock, const uint8_t *buf, size_t len, const int *fds, size_t nfds)
+{
+    if (!nfds)
+        return send(sock, buf, len, MSG_NOSIGNAL | MSG_DONTWAIT);
+    union {
+        char buf[CMSG_SPACE(VUF_SEND_MAX_FDS * sizeof(int))];
+        struct cmsghdr align;
+    } cbuf;
+    struct iovec iov = {.iov_base = (void *)buf, .iov_len = len};
+    struct msghdr mh;
+    memset(&mh, 0, sizeof mh);
+    memset(cbuf.buf, 0, sizeof cbuf.buf);
+    mh.msg_iov = &iov;
+    mh.msg_iovlen = 1;
+    mh.msg_control = cbuf.buf;
+    mh.msg_controllen = CMSG_SPACE(nfds * sizeof(int));
+    struct cmsghdr *c = CMSG_FIRSTHDR(&mh);
+    c->cmsg_level = SOL_SOCKET;
+    c->cmsg_type = SCM_RIGHTS;
+    c->cmsg_len = CMSG_LEN(nfds * sizeof(int));
+    memcpy(CMSG_DATA(c), fds, nfds * sizeof(int));
+    return sendmsg(sock, &mh, MSG_NOSIGNAL | MSG_DONTWAIT);
+}
+
+static bool bad_send_args(const uint8_t *buf, size_t len, const int *fds, size_t nfds)
+{
+    return nfds > VUF_SEND_MAX_FDS || (nfds && (!fds || !len)) || (len && !buf);
+}
+
 static vuf_io_status send_all(int sock, const uint8_t *buf, size_t len, const int *fds, size_t nfds,
                               int timeout_ms)
 {
-    if (nfds > VUF_SEND_MAX_FDS || (nfds && (!fds || !len)) || (len && !buf)) {
+    if (bad_send_args(buf, len, fds, nfds)) {
         errno = EINVAL;
         return VUF_IO_ERROR;
     }
     deadline d;
     dl_init(&d, timeout_ms);
-    union {
-        char buf[CMSG_SPACE(VUF_SEND_MAX_FDS * sizeof(int))];
-        struct cmsghdr align;
-    } cbuf;
     size_t off = 0;
     while (off < len) {
-        ssize_t n;
-        if (off == 0 && nfds) {
-            /* The fds ride on the first byte(s); once any byte went out they
-             * were sent, and the rest goes with plain send(). */
-            struct iovec iov = {.iov_base = (void *)buf, .iov_len = len};
-            struct msghdr mh;
-            memset(&mh, 0, sizeof mh);
-            memset(cbuf.buf, 0, sizeof cbuf.buf);
-            mh.msg_iov = &iov;
-            mh.msg_iovlen = 1;
-            mh.msg_control = cbuf.buf;
-            mh.msg_controllen = CMSG_SPACE(nfds * sizeof(int));
-            struct cmsghdr *c = CMSG_FIRSTHDR(&mh);
-            c->cmsg_level = SOL_SOCKET;
-            c->cmsg_type = SCM_RIGHTS;
-            c->cmsg_len = CMSG_LEN(nfds * sizeof(int));
-            memcpy(CMSG_DATA(c), fds, nfds * sizeof(int));
-            n = sendmsg(sock, &mh, MSG_NOSIGNAL | MSG_DONTWAIT);
-        } else {
-            n = send(sock, buf + off, len - off, MSG_NOSIGNAL | MSG_DONTWAIT);
-        }
+        /* The fds ride on the first byte(s); once any byte went out they
+         * were sent, and the rest goes without them. */
+        ssize_t n = send_once(sock, buf + off, len - off, off ? NULL : fds, off ? 0 : nfds);
         if (n > 0) {
             off += (size_t)n;
             continue;
@@ -343,6 +352,22 @@ static vuf_io_status send_all(int sock, const uint8_t *buf, size_t len, const in
     return VUF_IO_OK;
 }
 
+ssize_t vuf_send_some(int sock, const uint8_t *buf, size_t len, const int *fds, size_t nfds)
+{
+    if (bad_send_args(buf, len, fds, nfds)) {
+        errno = EINVAL;
+        return -1;
+    }
+    if (!len)
+        return 0;
+    ssize_t n;
+    while ((n = send_once(sock, buf, len, fds, nfds)) < 0 && errno == EINTR) {
+    }
+    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+        return 0;
+    return n;
+}
+
 vuf_io_status vuf_send_msg(int sock, const uint8_t *buf, size_t len, const int *fds, size_t nfds,
                            int timeout_ms)
 {
@@ -352,6 +377,106 @@ vuf_io_status vuf_send_msg(int sock, const uint8_t *buf, size_t len, const int *
 vuf_io_status vuf_send_raw(int sock, const void *buf, size_t len, int timeout_ms)
 {
     return send_all(sock, buf, len, NULL, 0, timeout_ms);
+}
+
+/* ---- relaying ---- */
+
+/* recvmsg of up to len bytes into buf (flags | MSG_DONTWAIT): the bytes
+ * read, 0 at EOF, -1 with errno. With seg, the fds of SCM_RIGHTS are
+ * appended to it; without, *ctrunc says whether the kernel had fds to give
+ * (or any control data: not ours to ask for). */
+static ssize_t relay_recv(int sock, uint8_t *buf, size_t len, int flags, vuf_segment *seg,
+                          bool *ctrunc)
+{
+    union {
+        char buf[CMSG_SPACE(VUF_SEND_MAX_FDS * sizeof(int))];
+        struct cmsghdr align;
+    } cbuf;
+    struct iovec iov = {.iov_base = buf, .iov_len = len};
+    struct msghdr mh;
+    ssize_t n;
+    do {
+        memset(&mh, 0, sizeof mh);
+        mh.msg_iov = &iov;
+        mh.msg_iovlen = 1;
+        if (seg) {
+            mh.msg_control = cbuf.buf;
+            mh.msg_controllen = sizeof cbuf.buf;
+        }
+        n = recvmsg(sock, &mh, flags | MSG_DONTWAIT | (seg ? MSG_CMSG_CLOEXEC : 0));
+    } while (n < 0 && errno == EINTR);
+    if (ctrunc)
+        *ctrunc = n > 0 && (mh.msg_flags & MSG_CTRUNC);
+    if (n <= 0 || !seg)
+        return n;
+    for (struct cmsghdr *c = CMSG_FIRSTHDR(&mh); c; c = CMSG_NXTHDR(&mh, c)) {
+        if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS || c->cmsg_len < CMSG_LEN(0))
+            continue;
+        size_t k = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+        for (size_t i = 0; i < k && seg->nfds < VUF_SEND_MAX_FDS; i++)
+            memcpy(&seg->fds[seg->nfds++], CMSG_DATA(c) + i * sizeof(int), sizeof(int));
+    }
+    seg->ctrunc |= (mh.msg_flags & MSG_CTRUNC) != 0;
+    return n;
+}
+
+vuf_io_status vuf_recv_segment(int sock, uint8_t *buf, size_t cap, vuf_segment *seg)
+{
+    memset(seg, 0, sizeof *seg);
+    if (!buf || !cap) {
+        errno = EINVAL;
+        return VUF_IO_ERROR;
+    }
+    /* a peek without room for fds: the bytes up to the end of the first
+     * fd-carrying write (or cap), and MSG_CTRUNC if a write queued carries
+     * fds (the kernel walks the queue to the first one, wherever it
+     * starts) */
+    bool fds_ahead;
+    ssize_t n = relay_recv(sock, buf, cap, MSG_PEEK, NULL, &fds_ahead);
+    if (n == 0)
+        return VUF_IO_EOF;
+    if (n < 0)
+        return errno == EAGAIN || errno == EWOULDBLOCK ? VUF_IO_TIMEOUT : VUF_IO_ERROR;
+    if (!fds_ahead) {
+        ssize_t r = relay_recv(sock, buf, (size_t)n, 0, NULL, NULL);
+        if (r <= 0)
+            return r == 0 ? VUF_IO_EOF : VUF_IO_ERROR;
+        seg->len = (size_t)r;
+        return VUF_IO_OK;
+    }
+    /* where that write starts only a read that reaches it tells: one byte
+     * at a time until one comes with fds (at most 4096 per call) */
+    size_t limit = (size_t)n < 4096 ? (size_t)n : 4096;
+    while (seg->len < limit) {
+        ssize_t r = relay_recv(sock, buf + seg->len, 1, 0, seg, NULL);
+        if (r <= 0)
+            break;
+        seg->len++;
+        if (seg->nfds || seg->ctrunc) {
+            /* found: the rest of that write, as far as the peek went */
+            seg->fd_at = seg->len - 1;
+            if ((size_t)n > seg->len) {
+                r = relay_recv(sock, buf + seg->len, (size_t)n - seg->len, 0, NULL, NULL);
+                if (r > 0)
+                    seg->len += (size_t)r;
+            }
+            return VUF_IO_OK;
+        }
+    }
+    if (seg->len)
+        return VUF_IO_OK;
+    return errno == EAGAIN || errno == EWOULDBLOCK ? VUF_IO_TIMEOUT : VUF_IO_ERROR;
+}
+
+vuf_io_status vuf_send_segment(int sock, const uint8_t *buf, const vuf_segment *seg, int timeout_ms)
+{
+    if (seg->nfds && seg->fd_at) {
+        vuf_io_status st = send_all(sock, buf, seg->fd_at, NULL, 0, timeout_ms);
+        if (st != VUF_IO_OK)
+            return st;
+    }
+    size_t at = seg->nfds ? seg->fd_at : 0;
+    return send_all(sock, buf + at, seg->len - at, seg->fds, seg->nfds, timeout_ms);
 }
 
 /* ---- Unix socket helpers ---- */
@@ -390,7 +515,7 @@ static int set_blocking(int fd)
 
 /* Read from /proc/net/unix (flag __SO_ACCEPTCON, 0x10000), so that asking
  * does not connect to it. */
-int vuf_unix_listening(const char *path)
+int vuf_unix_listening_ino(const char *path, uint64_t *ino)
 {
     FILE *f = fopen("/proc/net/unix", "re");
     if (!f)
@@ -400,19 +525,28 @@ int vuf_unix_listening(const char *path)
     size_t plen = strlen(path);
     while (!live && fgets(line, sizeof line, f)) {
         unsigned long flags;
+        unsigned long long inode;
         char *p = line;
         /* Num: RefCount Protocol Flags Type St Inode Path */
-        if (sscanf(p, "%*s %*s %*s %lx", &flags) != 1)
+        if (sscanf(p, "%*s %*s %*s %lx %*s %*s %llu", &flags, &inode) != 2)
             continue;
         size_t n = strlen(line);
         while (n && (line[n - 1] == '\n' || line[n - 1] == ' '))
             line[--n] = 0;
         if (n > plen && line[n - plen - 1] == ' ' && !strcmp(line + n - plen, path) &&
-            (flags & 0x10000))
+            (flags & 0x10000)) {
             live = 1;
+            if (ino)
+                *ino = inode;
+        }
     }
     fclose(f);
     return live;
+}
+
+int vuf_unix_listening(const char *path)
+{
+    return vuf_unix_listening_ino(path, NULL);
 }
 
 int vuf_unix_listen(const char *path)

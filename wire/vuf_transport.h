@@ -20,6 +20,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 #include "vuf_event.h" /* vuf_fdkind */
 
@@ -110,8 +111,51 @@ vuf_io_status vuf_recv_msg(int sock, vuf_rx_msg *msg, int timeout_ms);
  * bytes went out, the stream is out of sync. The caller keeps its fds. */
 vuf_io_status vuf_send_msg(int sock, const uint8_t *buf, size_t len, const int *fds, size_t nfds,
                            int timeout_ms);
+/* One non-blocking send of up to len bytes, the fds on the first byte: the
+ * bytes that went (0 when the socket is full; the fds went with the first
+ * byte when it is > 0), or -1 with errno (EPIPE: the peer is gone; no
+ * SIGPIPE). For an event loop that queues what did not go. */
+ssize_t vuf_send_some(int sock, const uint8_t *buf, size_t len, const int *fds, size_t nfds);
 /* Raw bytes, no fds (for fuzzing raw streams). Same rules as vuf_send_msg. */
 vuf_io_status vuf_send_raw(int sock, const void *buf, size_t len, int timeout_ms);
+
+/* ---- relaying ----
+ * A relay (the monitor) forwards a stream as it was written: the bytes, and
+ * every fd at the byte it rode on, so that a receiver behind the relay
+ * frames exactly what it would have framed reading the writer directly (a
+ * write's fds ride on its first byte, and which message gets them depends
+ * on where that byte is: vuf_framer.h). One recvmsg does not say where in
+ * the bytes it returns the fds were: it reads across writes and takes the
+ * fds of the first fd-carrying write it reaches, wherever that starts, and
+ * a peek only says that such a write is queued somewhere (Linux walks the
+ * queue to it). So vuf_recv_segment peeks first (no room for fds: nothing
+ * is installed): with no fd-carrying write queued, it reads what is there
+ * in one go; else it reads one byte at a time until the byte that brings
+ * the fds, then the rest of that write. A segment is the bytes read, with
+ * the fds attached at byte fd_at; vuf_send_segment forwards it as the
+ * writer wrote it (the bytes before fd_at, then the rest with the fds).
+ *
+ * Costs: a peek per read; one read per byte that precedes an fd-carrying
+ * write in the queue (a front-end that sends a burst of messages before
+ * one with fds: a few hundred bytes, at setup). */
+typedef struct {
+    size_t len;                /* bytes read (> 0 on VUF_IO_OK) */
+    size_t fd_at;              /* the byte the fds rode on */
+    int fds[VUF_SEND_MAX_FDS]; /* the caller's */
+    size_t nfds;
+    /* the kernel installed fewer fds than were attached (the process's fd
+     * limit): those are lost */
+    bool ctrunc;
+} vuf_segment;
+
+/* Read the next segment of at most cap bytes into buf; never waits.
+ * VUF_IO_OK, VUF_IO_TIMEOUT (nothing to read now), VUF_IO_EOF (the writer
+ * closed and everything was read), VUF_IO_ERROR (errno). */
+vuf_io_status vuf_recv_segment(int sock, uint8_t *buf, size_t cap, vuf_segment *seg);
+/* Write a segment as it was read (vuf_send_msg's rules; the caller keeps
+ * the fds). */
+vuf_io_status vuf_send_segment(int sock, const uint8_t *buf, const vuf_segment *seg,
+                               int timeout_ms);
 
 /* Close every fd in an array (negative entries are skipped), set every entry to
  * -1 and the count to 0. */
@@ -140,6 +184,9 @@ int vuf_unix_connect(const char *path, int timeout_ms);
  * makes no connection (a server sees nothing): 1 yes, 0 no, -1 cannot tell
  * (no /proc). */
 int vuf_unix_listening(const char *path);
+/* The same, and the listening socket's inode (the "socket:[INODE]" its
+ * owner's /proc/PID/fd shows). */
+int vuf_unix_listening_ino(const char *path, uint64_t *ino);
 
 /* Classify an fd by kind for traces, with fstat, getsockopt(SO_TYPE,
  * SO_ACCEPTCONN), a zero-timeout poll (a stream socket whose peer is closed

@@ -133,12 +133,12 @@ core_src=("$S"/spec/*.c "$S"/wire/*.c "$S"/trace/*.c "$S"/checkers/*.c "$S"/comm
 ref_src=("$S"/reference/*.c)
 session_src=("$S"/session/*.c "$B/gen/session.pb-c.c")
 harness_src=("$S"/harness/*.c "$S/fuzz/mutator.c")
-tool_src=("$S"/tools/*.c "$B/gen/version.c")
+tool_src=("$S"/tools/*.c "$S"/proc/*.c "$S"/monitor/*.c "$B/gen/version.c")
 # what the AFL++ mutator library needs (as fuzz/CMakeLists.txt builds it)
 mutator_src=("$S/fuzz/afl_mutator.c" "$S/fuzz/mutator.c" "${session_src[@]}"
   "$S"/spec/*.c "$S/wire/codec.c" "$S"/trace/*.c "$S/common/util.c" "$B/gen/spec_default.c")
 targets=(fuzz_spec fuzz_wire fuzz_checker fuzz_session fuzz_raw)
-includes=(-I"$S/common" -I"$S/spec" -I"$S/wire" -I"$S/trace" -I"$S/checkers" -I"$S/reference" -I"$S/session" -I"$S/harness" -I"$S/fuzz" -I"$B/gen")
+includes=(-I"$S/common" -I"$S/spec" -I"$S/wire" -I"$S/trace" -I"$S/checkers" -I"$S/reference" -I"$S/session" -I"$S/harness" -I"$S/fuzz" -I"$S/proc" -I"$S/monitor" -I"$B/gen")
 
 obj() { # obj DIR SRC: the object file of SRC in DIR
   local rel=${2#"$S"/}

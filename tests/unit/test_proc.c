@@ -7,6 +7,7 @@
 #include "vuf_test.h"
 #include "vuf_transport.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
@@ -96,6 +97,31 @@ static vuf_proc *start_with_child(bool exec, pid_t *kid, char *err, size_t errca
     return p;
 }
 
+/* Does pid hold the socket that listens on path? */
+static bool holds_listener(pid_t pid, const char *path)
+{
+    uint64_t ino = 0;
+    if (vuf_unix_listening_ino(path, &ino) != 1)
+        return false;
+    char dir[64], want[48];
+    snprintf(dir, sizeof dir, "/proc/%d/fd", (int)pid);
+    snprintf(want, sizeof want, "socket:[%llu]", (unsigned long long)ino);
+    DIR *d = opendir(dir);
+    bool found = false;
+    for (struct dirent *e; d && !found && (e = readdir(d));) {
+        char path2[320], link[64];
+        snprintf(path2, sizeof path2, "%s/%s", dir, e->d_name);
+        ssize_t n = readlink(path2, link, sizeof link - 1);
+        if (n > 0) {
+            link[n] = 0;
+            found = !strcmp(link, want);
+        }
+    }
+    if (d)
+        closedir(d);
+    return found;
+}
+
 static vuf_proc *listener(void)
 {
     char err[512] = "";
@@ -117,6 +143,7 @@ VUF_TEST(start_listens_and_free_ends_it)
     *strrchr(dir, '/') = 0;
     CHECK(pid > 0 && alive(pid), "pid %d runs", (int)pid);
     CHECK_EQ(vuf_unix_listening(sock), 1, "it listens on %s", sock);
+    CHECK(holds_listener(pid, sock), "the pid is the listener's");
     CHECK_EQ(vuf_proc_poll(p), VUF_PROC_RUNNING, "running");
     CHECK_STREQ(vuf_proc_status_text(p, st, sizeof st), "running", "status text");
     CHECK(vuf_proc_wait_fd(p) >= 0, "a pidfd to poll");
@@ -168,6 +195,22 @@ VUF_TEST(a_dead_back_end_takes_its_children_along)
     CHECK(p && vuf_proc_poll(p) == VUF_PROC_SIGNALED, "seen dead");
     CHECK(kid > 0 && gone_within(kid, 2000), "its child is gone too");
     vuf_proc_free(p);
+}
+
+VUF_TEST(the_pid_is_the_listener_behind_a_wrapper)
+{
+    char err[512] = "";
+    /* a compound command: the shell stays, the listener is its child */
+    vuf_proc_opts o = {.command = "echo wrapping; " LISTENER "; echo done"};
+    vuf_proc *p = vuf_proc_start(&o, err, sizeof err);
+    CHECK(p != NULL, "start: %s", err);
+    if (!p)
+        return;
+    CHECK(holds_listener(vuf_proc_pid(p), vuf_proc_socket(p)), "pid %d is the listener",
+          (int)vuf_proc_pid(p));
+    pid_t pid = vuf_proc_pid(p);
+    vuf_proc_free(p);
+    CHECK(!alive(pid), "gone");
 }
 
 VUF_TEST(ending_before_listening_is_an_error_with_its_output)
@@ -276,6 +319,7 @@ VUF_TEST(vufuzz_killed_takes_the_back_end_along)
 {
     int pp[2];
     CHECK(pipe2(pp, O_CLOEXEC) == 0, "pipe");
+    fflush(stdout); /* the child's copy of the buffer is not printed twice */
     pid_t kid = fork();
     if (kid == 0) {
         /* stands for vufuzz: starts a back-end, then is killed */
@@ -312,7 +356,10 @@ VUF_TEST(vufuzz_killed_takes_the_back_end_along)
     if (r.sock[0]) {
         unlink(r.sock);
         *strrchr(r.sock, '/') = 0;
-        rmdir(r.sock);
+        char log[160];
+        snprintf(log, sizeof log, "%s/backend.log", r.sock);
+        unlink(log);
+        CHECK(rmdir(r.sock) == 0, "its private directory removed");
     }
 }
 
