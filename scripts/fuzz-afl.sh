@@ -13,7 +13,8 @@ Runs an AFL++ campaign on a vufuzz fuzz target:
   2. builds every target with afl-clang-fast, ASan and UBSan
      (CFLAGS=-fsanitize=address,undefined -fno-sanitize-recover=undefined) and
      /usr/lib/afl/libAFLDriver.a as the engine, by running
-     scripts/oss-fuzz/build.sh into build-afl/out (scratch: build-afl/work);
+     scripts/oss-fuzz/build.sh --with-baseline (fuzz_raw too) into
+     build-afl/out (scratch: build-afl/work);
   3. runs afl-fuzz -i SEEDS -o DIR -V N on build-afl/out/T, seeds from
      T_seed_corpus.zip, the dictionary T.dict when there is one, and for
      fuzz_session the structure-aware session mutator
@@ -76,7 +77,7 @@ if [ "$build" -eq 1 ]; then
   mkdir -p "$A"
   if ! env CC=afl-clang-fast CXX=afl-clang-fast++ CFLAGS="$flags" CXXFLAGS="$flags" \
     LIB_FUZZING_ENGINE="$driver" OUT="$A/out" WORK="$A/work" VUF_SRC="$VUF_ROOT" AFL_QUIET=1 \
-    bash "$VUF_ROOT/scripts/oss-fuzz/build.sh" >"$A/build.log" 2>&1; then
+    bash "$VUF_ROOT/scripts/oss-fuzz/build.sh" --with-baseline >"$A/build.log" 2>&1; then
     tail -40 "$A/build.log" >&2
     die "build failed, see $A/build.log"
   fi
