@@ -22,6 +22,7 @@ VUF_PACKAGES=(
   "zip:/usr/bin/zip"
   "unzip:/usr/bin/unzip"
   "python3:/usr/bin/python3"
+  "python3-yaml:/usr/lib/python3/dist-packages/yaml/__init__.py"
 )
 
 vuf_log() { printf '== %s\n' "$*" >&2; }
