@@ -55,8 +55,11 @@ work=$(mktemp -d /tmp/vufuzz-run.XXXXXX)
 mkdir -p "$work/corpus" "$work/findings"
 cp "$VUF_BUILD"/corpus/*.bin "$work/corpus/"
 seeds=$(ls "$work/corpus" | wc -l)
+# the options OSS-Fuzz runs it with (scripts/oss-fuzz/options/fuzz_session.options)
+max_len=$(vuf_fuzz_option fuzz_session max_len)
+fuzz_timeout=$(vuf_fuzz_option fuzz_session timeout)
 set +e
-"$VUF_BUILD/fuzz/fuzz_session" -max_total_time="$seconds" -timeout=10 -rss_limit_mb=4096 \
+"$VUF_BUILD/fuzz/fuzz_session" -max_total_time="$seconds" -max_len="$max_len" -timeout="$fuzz_timeout" -rss_limit_mb=4096 \
   -print_final_stats=1 -artifact_prefix="$work/findings/" "$work/corpus" >"$work/log" 2>&1 &
 pid=$!
 while kill -0 "$pid" 2>/dev/null; do

@@ -8,8 +8,8 @@
 # emitted files, that the CMake build linked each target with $CXX and
 # $LIB_FUZZING_ENGINE, runs every libFuzzer target briefly and
 # deterministically on its seed corpus with its .options, and the AFL build
-# of fuzz_session under afl-fuzz with the custom mutator library. About 2
-# minutes on 2 cores.
+# of fuzz_session under afl-fuzz with the custom mutator library. About 5
+# minutes on 2 cores shared with other jobs.
 set -uo pipefail
 case ${1:-} in
   -h | --help)

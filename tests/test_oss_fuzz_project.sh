@@ -187,13 +187,7 @@ for mode in ("code-change", "batch", "prune", "coverage"):
         check(scheduled, "%s job on a schedule (%s)" % (mode, ", ".join("%s/%s" % j[:2] for j in scheduled)),
               "no scheduled run_fuzzers job in %s mode" % mode)
 EOF
-while IFS= read -r line; do
-  case $line in
-    "ok   "*) ok "${line#ok   }" ;;
-    "FAIL "*) ko "${line#FAIL }" ;;
-    *) ko "python: $line" ;;
-  esac
-done <"$tmp/py.out"
+report_lines "$tmp/py.out"
 
 echo "$pass passed, $fail failed"
 [ "$fail" -eq 0 ]

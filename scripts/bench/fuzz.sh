@@ -20,13 +20,15 @@
 #               (-fsanitize-coverage-allowlist), at the start and at the end;
 #   messages    which table messages reached an accepting handler of the
 #               device, out of those it implements.
-# Installs what is missing and builds like scripts/run.sh.
+# Each campaign runs with its target's -max_len and -timeout as OSS-Fuzz runs
+# it (scripts/oss-fuzz/options/T.options: 8192 for both); --max-len N gives
+# both N instead. Installs what is missing and builds like scripts/run.sh.
 set -euo pipefail
 . "$(dirname "$0")/../lib.sh"
 
-minutes=5 out="" json="" maxlen=4096
+minutes=5 out="" json="" maxlen=""
 usage() {
-  sed -n '2,24p' "$0" | sed 's/^# \{0,1\}//'
+  sed -n '2,25p' "$0" | sed 's/^# \{0,1\}//'
 }
 while [ $# -gt 0 ]; do
   case "$1" in
@@ -76,11 +78,18 @@ cov0_s=$(edges "$COV/fuzz/fuzz_session" "$out/structured")
 cov0_r=$(edges "$COV/fuzz/fuzz_raw" "$out/raw")
 
 vuf_log "two campaigns of $minutes min, side by side (corpora and logs in $out)"
-common=(-max_total_time="$secs" -timeout=10 -rss_limit_mb=4096 -print_final_stats=1
-        -max_len="$maxlen" -artifact_prefix="$out/artifacts/")
-"$B/fuzz/fuzz_session" -seed=1 "${common[@]}" "$out/structured" >"$out/structured.log" 2>&1 &
+common=(-max_total_time="$secs" -rss_limit_mb=4096 -print_final_stats=1 -artifact_prefix="$out/artifacts/")
+# each target's -max_len (or --max-len) and -timeout, as OSS-Fuzz runs it
+s_len=${maxlen:-$(vuf_fuzz_option fuzz_session max_len)}
+r_len=${maxlen:-$(vuf_fuzz_option fuzz_raw max_len)}
+s_timeout=$(vuf_fuzz_option fuzz_session timeout)
+r_timeout=$(vuf_fuzz_option fuzz_raw timeout)
+sopts=(-max_len="$s_len" -timeout="$s_timeout")
+ropts=(-max_len="$r_len" -timeout="$r_timeout")
+vuf_log "structured: ${sopts[*]}; raw: ${ropts[*]}"
+"$B/fuzz/fuzz_session" -seed=1 "${common[@]}" "${sopts[@]}" "$out/structured" >"$out/structured.log" 2>&1 &
 spid=$!
-"$B/fuzz/fuzz_raw" -seed=1 "${common[@]}" "$out/raw" >"$out/raw.log" 2>&1 &
+"$B/fuzz/fuzz_raw" -seed=1 "${common[@]}" "${ropts[@]}" "$out/raw" >"$out/raw.log" 2>&1 &
 rpid=$!
 start=$(date +%s)
 last() { grep -E '^#[0-9]+' "$1" | tail -1 | sed 's/  */ /g' | cut -c1-90; }
