@@ -19,6 +19,7 @@ typedef struct {
     bool explicit_reply; /* the explicit reply payload is owed */
     bool ack_expected;   /* an ack is owed */
     bool broke_must;     /* the request broke a MUST rule */
+    bool refused;        /* the responder said it refused it (a REFUSE note) */
     size_t event_index;
     size_t req_len; /* request payload bytes */
     /* what the request changed, restored if its reply says it failed */
@@ -194,7 +195,11 @@ static void owed_missing(vuf_checker *c, vuf_channel ch, int closer, const char 
         vuf_side responder = responder_of(c, ch);
         bool requester_closed = closer >= 0 && closer != (int)responder;
         if (closer == (int)responder) {
-            if (!p->broke_must)
+            /* a responder that gave its reason (a REFUSE note) refused a
+             * request it could not carry out: a device's own limit is not
+             * in the table, and closing is how a reply without a failure
+             * form fails */
+            if (!p->broke_must && !p->refused)
                 report(c, "REACT-CLOSE", responder,
                        "closed the channel instead of answering %s (event %zu), which broke no "
                        "rule",
@@ -599,7 +604,12 @@ size_t vuf_checker_feed(vuf_checker *c, const vuf_event *ev)
     c->cur = ev;
     c->cur_name = NULL;
     vuf_channel ch = ev->channel < VUF_CHAN_COUNT ? ev->channel : VUF_CHAN_FRONTEND;
-    if (ev->kind == VUF_EV_OPEN) {
+    if (ev->kind == VUF_EV_NOTE) {
+        /* a side's own account of what it did */
+        if (ev->note == VUF_NOTE_REFUSE && c->pending[ch].active &&
+            ev->sender == responder_of(c, ch))
+            c->pending[ch].refused = true;
+    } else if (ev->kind == VUF_EV_OPEN) {
         c->closed[ch] = false;
     } else if (ev->kind == VUF_EV_CLOSE) {
         owed_missing(c, ch, (int)ev->sender, "before the channel closed");

@@ -1,15 +1,15 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /* fuzz_raw: the baseline of the benchmarks. The same device and oracles as
- * fuzz_session, fed the input as raw bytes on its main socket (no fds, no
+ * fuzz_session, fed the input as raw bytes on its main channel (no fds, no
  * structure, no custom mutator): what a plain byte fuzzer reaches. */
-#include "vuf_runner.h"
+#include "vuf_harness.h"
 #include "vuf_session.h"
 
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 
-static vuf_runner *runner;
+static vuf_harness *harness;
 
 int LLVMFuzzerInitialize(int *argc, char ***argv)
 {
@@ -17,8 +17,8 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
     (void)argv;
     signal(SIGPIPE, SIG_IGN);
     const vuf_spec *s = vuf_spec_default();
-    runner = s ? vuf_runner_new(s, NULL) : NULL;
-    if (!runner)
+    harness = s ? vuf_harness_new(s, NULL) : NULL;
+    if (!harness)
         abort();
     return 0;
 }
@@ -35,7 +35,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     Vuf__Session s = VUF__SESSION__INIT;
     s.actions = acts;
     s.n_actions = 1;
-    vuf_finding f = vuf_runner_run(runner, &s);
+    vuf_finding f = vuf_harness_run(harness, &s);
     if (f.kind) {
         fprintf(stderr, "==vufuzz== finding: %s %s: %s\n", vuf_finding_kind_name(f.kind), f.rule,
                 f.text);

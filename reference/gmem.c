@@ -67,8 +67,8 @@ vuf_gmem *vuf_gmem_new(uint32_t max_regions, uint32_t iotlb_max)
     if (!m)
         return NULL;
     m->reg = calloc(max_regions ? max_regions : 1, sizeof *m->reg);
-    m->tlb = calloc(iotlb_max ? iotlb_max : 1, sizeof *m->tlb);
-    if (!m->reg || !m->tlb) {
+    /* the IOTLB is allocated at its first update: most sessions have none */
+    if (!m->reg) {
         vuf_gmem_free(m);
         return NULL;
     }
@@ -341,6 +341,8 @@ vuf_gmem_status vuf_gmem_iotlb_update(vuf_gmem *m, uint64_t iova, uint64_t size,
     if (wraps(iova, size) || wraps(uaddr, size))
         return VUF_GMEM_EOVERFLOW;
     vuf_gmem_iotlb_invalidate(m, iova, size);
+    if (!m->tlb && m->tlb_max && !(m->tlb = malloc(m->tlb_max * sizeof *m->tlb)))
+        return VUF_GMEM_EFULL; /* out of memory: no room */
     if (m->ntlb >= m->tlb_max)
         return VUF_GMEM_EFULL;
     size_t at = 0;

@@ -14,6 +14,7 @@
 #include "vuf_vq.h"
 
 #include <fcntl.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -183,6 +184,7 @@ struct vuf_ref {
     vuf_vq_chain *chain;
     uint64_t chains, passes;
     const char *last_reason;
+    ctx msg; /* the message being handled (one at a time: no allocation per message) */
 };
 
 static const handler *handler_table(size_t *n);
@@ -384,6 +386,36 @@ oom:
     vuf_ref_free(d);
     snprintf(err, errcap, "out of memory");
     return NULL;
+}
+
+int vuf_ref_reset(vuf_ref *d, const vuf_ref_config *cfg, char *err, size_t errcap)
+{
+    if (!cfg || cfg->queues == 0 || cfg->queues > VUF_REF_MAX_QUEUES || cfg->max_mem_slots == 0 ||
+        (cfg->disk_size && !cfg->disk)) {
+        snprintf(err, errcap, "bad configuration (queues 1..%d, a disk buffer, mem slots > 0)",
+                 VUF_REF_MAX_QUEUES);
+        return -1;
+    }
+    vuf_ref_disconnect(d);
+    if (cfg->max_mem_slots != d->cfg.max_mem_slots || cfg->iotlb_entries != d->cfg.iotlb_entries) {
+        vuf_gmem *m = vuf_gmem_new(cfg->max_mem_slots, cfg->iotlb_entries);
+        if (!m) {
+            snprintf(err, errcap, "out of memory");
+            return -1;
+        }
+        vuf_gmem_free(d->mem);
+        d->mem = m;
+    }
+    d->cfg = *cfg;
+    if (cfg->read_only)
+        d->cfg.features |= 1ull << VUF_BLK_F_RO;
+    d->blk = (vuf_blk){.disk = cfg->disk,
+                       .size = cfg->disk_size,
+                       .read_only = cfg->read_only,
+                       .num_queues = (uint16_t)cfg->queues,
+                       .seg_max = 126};
+    d->last_reason = NULL;
+    return 0;
 }
 
 /* ---------- per-connection state ---------- */
@@ -986,10 +1018,14 @@ static void finish(vuf_ref *d, ctx *c, int r, bool reply_ack, bool explicit_rep)
 void vuf_ref_handle(vuf_ref *d, const uint8_t *msg, size_t len, int *fds, const uint8_t *kinds,
                     size_t nfds, vuf_ref_out *out)
 {
-    ctx *c = calloc(1, sizeof *c);
-    if (!c || len < VUF_HDR_SIZE) {
+    ctx *c = &d->msg;
+    /* the fields before the payload; decode() writes every field of the
+     * payload kind a handler reads, and a handler writes its reply */
+    memset(c, 0, offsetof(ctx, p));
+    c->reply_len = 0;
+    if (len < VUF_HDR_SIZE) {
         out->close = true;
-        out->reason = c ? "message shorter than a header" : "out of memory";
+        out->reason = "message shorter than a header";
         goto close_fds;
     }
     c->reply_fd = -1;
@@ -1033,7 +1069,6 @@ void vuf_ref_handle(vuf_ref *d, const uint8_t *msg, size_t len, int *fds, const 
 close_fds:
     for (size_t i = 0; i < nfds; i++)
         close_fd(&fds[i]);
-    free(c);
 }
 
 /* ---------- handlers ---------- */
@@ -1574,6 +1609,11 @@ void vuf_ref_set_disk(vuf_ref *d, uint8_t *disk, uint64_t size, vuf_ref_out *out
 int vuf_ref_backend_fd(const vuf_ref *d)
 {
     return d->be_fd;
+}
+
+uint32_t vuf_ref_backend_wait_id(const vuf_ref *d)
+{
+    return d->be_waiting ? d->be_wait_id : 0;
 }
 
 bool vuf_ref_backend_waiting(const vuf_ref *d)

@@ -61,6 +61,11 @@ void vuf_ref_config_default(vuf_ref_config *cfg);
  * unsupported (vuf_ref_unsupported lists them), not a failure. */
 vuf_ref *vuf_ref_new(const vuf_spec *spec, const vuf_ref_config *cfg, char *err, size_t errcap);
 void vuf_ref_free(vuf_ref *d); /* closes every fd the device holds */
+/* The device as new with this configuration (a new session), without
+ * allocating: every fd closed, every mapping dropped, every per-connection
+ * state forgotten. The counters (accepted, refused, chains, passes) go on.
+ * -1 with a reason when the configuration is unusable. */
+int vuf_ref_reset(vuf_ref *d, const vuf_ref_config *cfg, char *err, size_t errcap);
 
 /* ---- what to do ---- */
 
@@ -87,6 +92,7 @@ typedef struct {
     bool backend_closed; /* the device closed (or replaced) the back-end channel */
     bool close;          /* close the main connection (the policy's last resort) */
     const char *reason;  /* why a request was refused or the session closed */
+    const char *rule;    /* the catalogue rule (docs/rules.md) the refused request broke, or NULL */
 } vuf_ref_out;
 
 void vuf_ref_out_init(vuf_ref_out *o);
@@ -121,8 +127,9 @@ void vuf_ref_disconnect(vuf_ref *d);
 
 /* ---- fds for the I/O layer ---- */
 
-int vuf_ref_backend_fd(const vuf_ref *d);       /* -1 if none */
-bool vuf_ref_backend_waiting(const vuf_ref *d); /* a reply is awaited */
+int vuf_ref_backend_fd(const vuf_ref *d);           /* -1 if none */
+bool vuf_ref_backend_waiting(const vuf_ref *d);     /* a reply is awaited */
+uint32_t vuf_ref_backend_wait_id(const vuf_ref *d); /* the id whose reply is awaited */
 /* Kick eventfds to watch (queue index in queues[]). */
 size_t vuf_ref_kick_fds(const vuf_ref *d, int *fds, uint32_t *queues, size_t cap);
 /* Queues polled instead of kicked (SET_VRING_KICK with the no-fd bit). */

@@ -23,10 +23,10 @@ B=${1:?usage: test_oss_fuzz.sh BUILD_DIR}
 root=$PWD
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
-oss_targets=(fuzz_spec fuzz_wire fuzz_checker fuzz_session) # what OSS-Fuzz gets
+oss_targets=(fuzz_spec fuzz_wire fuzz_checker fuzz_session fuzz_session_sockets) # what OSS-Fuzz gets
 all_targets=("${oss_targets[@]}" fuzz_raw)                  # with --with-baseline
-declare -A runs=([fuzz_spec]=1000 [fuzz_wire]=50000 [fuzz_checker]=20000 [fuzz_session]=300 [fuzz_raw]=3000)
-declare -A has_dict=([fuzz_spec]=1 [fuzz_wire]=1 [fuzz_checker]=1 [fuzz_session]=0 [fuzz_raw]=1)
+declare -A runs=([fuzz_spec]=1000 [fuzz_wire]=50000 [fuzz_checker]=20000 [fuzz_session]=300 [fuzz_session_sockets]=300 [fuzz_raw]=3000)
+declare -A has_dict=([fuzz_spec]=1 [fuzz_wire]=1 [fuzz_checker]=1 [fuzz_session]=0 [fuzz_session_sockets]=0 [fuzz_raw]=1)
 driver=/usr/lib/afl/libAFLDriver.a
 
 summary() { echo "$pass passed, $fail failed"; [ "$fail" -eq 0 ]; exit $?; }
@@ -122,11 +122,13 @@ check_out() { # check_out NAME CXX ENGINE TARGET...: the files build.sh promises
   n=0
   for f in "${want[@]}" replay-handshake.trace; do grep -qxF "$f" <<<"$got" || n=$((n + 1)); done
   if [ "$n" -eq 0 ]; then ok "$name: fuzz_checker seeds: every golden and sample trace, the replayed corpus"; else ko "$name: fuzz_checker seeds lack $n traces"; fi
-  got=$(members "$o/fuzz_session_seed_corpus.zip")
-  n=0
-  for f in corpus/*.txt; do grep -qxF "$(basename "$f" .txt).bin" <<<"$got" || n=$((n + 1)); done
-  for f in fuzz/regressions/session-*.bin; do grep -qxF "$(basename "$f")" <<<"$got" || n=$((n + 1)); done
-  if [ "$n" -eq 0 ]; then ok "$name: fuzz_session seeds: every corpus/*.txt encoded, the regressions"; else ko "$name: fuzz_session seeds lack $n files"; fi
+  for t in fuzz_session fuzz_session_sockets; do
+    got=$(members "$o/${t}_seed_corpus.zip")
+    n=0
+    for f in corpus/*.txt; do grep -qxF "$(basename "$f" .txt).bin" <<<"$got" || n=$((n + 1)); done
+    for f in fuzz/regressions/session-*.bin; do grep -qxF "$(basename "$f")" <<<"$got" || n=$((n + 1)); done
+    if [ "$n" -eq 0 ]; then ok "$name: $t seeds: every corpus/*.txt encoded, the session regressions"; else ko "$name: $t seeds lack $n files"; fi
+  done
   if [ -f "$B/corpus/handshake.bin" ]; then
     mkdir -p "$tmp/$name/z"
     unzip -q -o "$o/fuzz_session_seed_corpus.zip" handshake.bin -d "$tmp/$name/z"

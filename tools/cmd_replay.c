@@ -2,14 +2,14 @@
 /* vufuzz replay: run session files against the reference device with the
  * fuzzers' oracles, and print what happened. */
 #include "cli.h"
+#include "vuf_harness.h"
+#include "vuf_json.h"
 #include "vuf_ref.h"
-#include "vuf_runner.h"
 #include "vuf_session.h"
 #include "vuf_trace.h"
 #include "vuf_util.h"
 
 #include <dirent.h>
-#include <errno.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
@@ -17,33 +17,45 @@
 #include <time.h>
 #include <unistd.h>
 
+static const char usage_line[] =
+    "usage: vufuzz replay [--sockets] [--quiet] [--action N] [--stats] [--json] [--raw]\n"
+    "                     [--repeat N] [--timeout S] [--spec FILE] FILE|DIR...";
+
 static void usage(FILE *f)
 {
-    fprintf(f, "usage: vufuzz replay [--quiet] [--stats] [--json] [--timeout S] [--spec FILE]\n"
-               "                     FILE|DIR...\n\n"
-               "Run sessions (a fuzzer's findings, corpus seeds: binary or text, see\n"
-               "docs/session-format.md) against the reference device in this process, with\n"
-               "the fuzzers' oracles, and print the conversation in the trace format and the\n"
-               "verdict: the MUST rule the device broke, an fd leak, a guest-memory write\n"
-               "outside the device's buffers. A sanitizer report, when the binary is built\n"
-               "with sanitizers, is printed by the sanitizer itself.\n\n"
-               "  --quiet      only the verdict lines\n"
-               "  --stats      after the runs: which table messages the device accepted\n"
-               "               (front-end channel) or sent (back-end channel), and counts\n"
-               "  --json       the verdicts (and --stats) as one JSON object on stdout\n"
-               "  --timeout S  a session that runs longer than S seconds is a stall (10)\n"
-               "  --raw        the files are raw bytes for the main socket (fuzz_raw inputs)\n"
-               "  --repeat N   run each session N times and print its throughput\n"
-               "               (sessions/s, actions/s, messages/s; implies --quiet)\n"
-               "  --spec FILE  use this table instead of the built-in one\n\n"
-               "Directories are read non-recursively, files in name order.\n"
-               "Exit status: 0 every session clean, 1 a finding, 2 bad input or usage.\n");
+    fprintf(f,
+            "%s\n\n"
+            "Run sessions (a fuzzer's findings, corpus seeds: binary or text, see\n"
+            "docs/session-format.md) against the reference device in this process, with\n"
+            "the fuzzers' oracles, and print the conversation in the trace format, each\n"
+            "action (numbered from 1, as `vufuzz session check` counts) before the\n"
+            "messages it caused, then the verdict: the rule the device broke (MUST, or\n"
+            "SHOULD: the reference device promises to refuse every broken request), an fd\n"
+            "leak, a guest-memory write outside the device's buffers. A sanitizer report,\n"
+            "when the binary is built with sanitizers, is printed by the sanitizer itself.\n"
+            "A session that does not play against the table (a message that does not\n"
+            "build, as `vufuzz session check` says) is a bad input, never 'clean'.\n\n"
+            "  --sockets    over real socket pairs and the device's connection layer (the\n"
+            "               fuzz_session_sockets target), instead of in process\n"
+            "  --quiet      only the verdict lines\n"
+            "  --action N   only the conversation around action N (two actions each side)\n"
+            "  --stats      after the runs: which table messages the device accepted\n"
+            "               (front-end channel) or sent (back-end channel), and counts\n"
+            "  --json       the verdicts (and --stats) as one JSON object on stdout\n"
+            "  --raw        the files are raw bytes for the main channel (fuzz_raw inputs)\n"
+            "  --repeat N   run each session N times and print its throughput\n"
+            "               (sessions/s, actions/s, messages/s; implies --quiet)\n"
+            "  --timeout S  a session that runs longer than S seconds is a stall (10)\n"
+            "  --spec FILE  use this table instead of the built-in one\n\n"
+            "Directories are read non-recursively, files in name order.\n"
+            "Exit status: 0 every session clean, 1 a finding, 2 bad input or usage.\n",
+            usage_line);
 }
 
 typedef struct {
     const vuf_spec *spec;
     bool quiet;
-    size_t action;
+    size_t action, focus; /* the action running; --action N (0: all) */
 } replay_ctx;
 
 static replay_ctx *alarm_ctx;
@@ -69,10 +81,18 @@ static void on_alarm(int sig)
     _exit(1);
 }
 
+/* Is the running action inside the --action window? */
+static bool shown(const replay_ctx *c)
+{
+    if (c->quiet)
+        return false;
+    return !c->focus || (c->action + 2 >= c->focus && c->action <= c->focus + 2);
+}
+
 static void on_event(void *ctx, const vuf_event *ev)
 {
     replay_ctx *c = ctx;
-    if (c->quiet)
+    if (!shown(c))
         return;
     char line[32768];
     int n = vuf_trace_format_event(c->spec, ev, line, sizeof line);
@@ -80,46 +100,15 @@ static void on_event(void *ctx, const vuf_event *ev)
         printf("%s\n", line);
 }
 
-static const char *action_name(const Vuf__Action *a)
-{
-    switch (a->action_case) {
-    case VUF__ACTION__ACTION_SEND:
-        return "send";
-    case VUF__ACTION__ACTION_BACKEND_SEND:
-        return "backend-send";
-    case VUF__ACTION__ACTION_BACKEND_REPLY:
-        return "backend-reply";
-    case VUF__ACTION__ACTION_MEM_WRITE:
-        return "mem-write";
-    case VUF__ACTION__ACTION_DESC:
-        return "desc";
-    case VUF__ACTION__ACTION_AVAIL:
-        return "avail";
-    case VUF__ACTION__ACTION_BLK:
-        return "blk";
-    case VUF__ACTION__ACTION_KICK:
-        return "kick";
-    case VUF__ACTION__ACTION_RAW:
-        return "raw";
-    case VUF__ACTION__ACTION_CLOSE_BACKEND:
-        return "close backend";
-    case VUF__ACTION__ACTION_DISCONNECT:
-        return "close main";
-    case VUF__ACTION__ACTION_CONNECT:
-        return "open main";
-    case VUF__ACTION__ACTION_RESIZE:
-        return "resize";
-    default:
-        return "none";
-    }
-}
-
 static void on_action(void *ctx, size_t i, const Vuf__Action *a)
 {
     replay_ctx *c = ctx;
     c->action = i;
-    if (!c->quiet)
-        printf("# action %zu: %s\n", i, action_name(a));
+    if (!shown(c))
+        return;
+    char *text = vuf_session_format_action(c->spec, a);
+    printf("# action %zu: %s\n", i, text ? text : "?");
+    free(text);
 }
 
 static int cmp_str(const void *a, const void *b)
@@ -142,11 +131,11 @@ static bool push(char ***v, size_t *k, size_t *cap, const char *path)
 }
 
 /* Expand directories into their regular files, sorted. */
-static char **collect(char **args, int n, size_t *count)
+static char **collect(char **args, size_t n, size_t *count)
 {
     char **v = NULL;
     size_t k = 0, cap = 0;
-    for (int i = 0; i < n; i++) {
+    for (size_t i = 0; i < n; i++) {
         struct stat st;
         DIR *d = stat(args[i], &st) == 0 && S_ISDIR(st.st_mode) ? opendir(args[i]) : NULL;
         if (!d) {
@@ -168,7 +157,7 @@ static char **collect(char **args, int n, size_t *count)
     return v;
 }
 
-/* A fuzz_raw input as a session: one raw action on the main socket. */
+/* A fuzz_raw input as a session: one raw action on the main channel. */
 static Vuf__Session *raw_session(const char *path, vuf_diag *d)
 {
     memset(d, 0, sizeof *d);
@@ -202,131 +191,231 @@ static Vuf__Session *raw_session(const char *path, vuf_diag *d)
     return s; /* built with malloc: vuf_session_free() frees it */
 }
 
-static void json_str(const char *s)
+static void print_throughput(vuf_harness *h, const Vuf__Session *s, const char *file, long repeat,
+                             vuf_finding *f)
 {
-    putchar('"');
-    for (; *s; s++) {
-        if (*s == '"' || *s == '\\')
-            printf("\\%c", *s);
-        else if ((unsigned char)*s < 0x20)
-            printf("\\u%04x", *s);
-        else
-            putchar(*s);
-    }
-    putchar('"');
+    vuf_harness_stats a, b;
+    vuf_harness_stats_get(h, &a);
+    struct timespec t0, t1;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    for (long k = 1; k < repeat && !f->kind; k++)
+        *f = vuf_harness_run(h, s);
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    vuf_harness_stats_get(h, &b);
+    double sec = (double)(t1.tv_sec - t0.tv_sec) + (t1.tv_nsec - t0.tv_nsec) / 1e9;
+    double runs = (double)(b.sessions - a.sessions);
+    if (runs < 1 || sec <= 0)
+        return;
+    printf("%s: %.0f sessions/s, %.0f actions/s, %.0f messages/s (%.1f us per session, "
+           "%.1f actions and %.1f messages per session, %s target)\n",
+           file, runs / sec, (double)(b.actions - a.actions) / sec,
+           (double)(b.messages - a.messages) / sec, sec * 1e6 / runs,
+           (double)(b.actions - a.actions) / runs, (double)(b.messages - a.messages) / runs,
+           vuf_harness_target_name(h));
 }
+
+static void print_stats(vuf_harness *h, const vuf_spec *spec, vuf_json *j)
+{
+    /* the device's handlers, to tell unreached from unsupported */
+    vuf_ref_config cfg;
+    vuf_ref_config_default(&cfg);
+    static uint8_t disk[4096];
+    cfg.disk = disk;
+    cfg.disk_size = sizeof disk;
+    char err[160];
+    vuf_ref *probe = vuf_ref_new(spec, &cfg, err, sizeof err);
+    vuf_harness_stats st;
+    vuf_harness_stats_get(h, &st);
+    if (j) {
+        vuf_json_object(j, "stats");
+        vuf_json_u64(j, "sessions", st.sessions);
+        vuf_json_u64(j, "actions", st.actions);
+        vuf_json_u64(j, "events", st.events);
+        vuf_json_u64(j, "requests_completed", st.chains);
+        vuf_json_u64(j, "guest_checks", st.guest_checks);
+        vuf_json_u64(j, "guest_disarmed", st.guest_disarmed);
+        vuf_json_object(j, "accepted");
+    } else {
+        printf("\n%llu sessions, %llu actions, %llu events, %llu block requests completed, "
+               "guest oracle: %llu checks, disarmed in %llu sessions\n",
+               (unsigned long long)st.sessions, (unsigned long long)st.actions,
+               (unsigned long long)st.events, (unsigned long long)st.chains,
+               (unsigned long long)st.guest_checks, (unsigned long long)st.guest_disarmed);
+        printf("%-9s %-4s %-34s %-10s %s\n", "channel", "id", "message", "device", "accepted/sent");
+    }
+    for (int ch = 0; ch < VUF_CHAN_COUNT; ch++)
+        for (size_t i = 0; i < vuf_spec_msg_count(spec, (vuf_channel)ch); i++) {
+            const vuf_msg_def *m = vuf_spec_msg_at(spec, (vuf_channel)ch, i);
+            uint64_t a = vuf_harness_accepted(h, (vuf_channel)ch, m->id);
+            bool sup = probe && vuf_ref_supports(probe, (vuf_channel)ch, m->id);
+            if (j) {
+                vuf_json_object(j, m->name);
+                vuf_json_str(j, "channel", vuf_channel_name((vuf_channel)ch));
+                vuf_json_bool(j, "supported", sup);
+                vuf_json_u64(j, "count", a);
+                vuf_json_end(j);
+            } else {
+                printf("%-9s %-4u %-34s %-10s %llu\n", vuf_channel_name((vuf_channel)ch), m->id,
+                       m->name, sup ? "supported" : "refused", (unsigned long long)a);
+            }
+        }
+    if (j) {
+        vuf_json_end(j);
+        vuf_json_end(j);
+    }
+    vuf_ref_free(probe);
+}
+
+enum { O_SOCKETS, O_QUIET, O_ACTION, O_STATS, O_JSON, O_RAW, O_REPEAT, O_TIMEOUT, O_SPEC };
 
 int vuf_cmd_replay(int argc, char **argv)
 {
-    const char *spec_path = NULL;
-    bool quiet = false, stats = false, json = false, raw = false;
-    long timeout = 10, repeat = 1;
-    int first = argc;
-    for (int i = 1; i < argc; i++) {
-        if (vuf_cli_is_help(argv[i])) {
+    static const vuf_cli_opt opts[] = {
+        [O_SOCKETS] = {"--sockets", NULL}, [O_QUIET] = {"--quiet", NULL},
+        [O_ACTION] = {"--action", "N"},    [O_STATS] = {"--stats", NULL},
+        [O_JSON] = {"--json", NULL},       [O_RAW] = {"--raw", NULL},
+        [O_REPEAT] = {"--repeat", "N"},    [O_TIMEOUT] = {"--timeout", "S"},
+        [O_SPEC] = {"--spec", "FILE"},     {NULL, NULL}};
+    const char *spec_path = NULL, *val;
+    bool quiet = false, stats = false, json = false, raw = false, sockets = false;
+    uint64_t timeout = 10, repeat = 1, focus = 0;
+    char **pos = calloc((size_t)argc, sizeof *pos);
+    size_t npos = 0;
+    vuf_cli_parser p;
+    vuf_cli_init(&p, "replay", usage_line, opts, argc, argv);
+    for (int k; (k = vuf_cli_next(&p, &val)) != VUF_CLI_END;) {
+        switch (k) {
+        case VUF_CLI_HELP:
             usage(stdout);
+            free(pos);
             return 0;
-        } else if (!strcmp(argv[i], "--quiet")) {
-            quiet = true;
-        } else if (!strcmp(argv[i], "--raw")) {
-            raw = true;
-        } else if (!strcmp(argv[i], "--stats")) {
-            stats = true;
-        } else if (!strcmp(argv[i], "--json")) {
-            json = quiet = true;
-        } else if (!strcmp(argv[i], "--timeout") && i + 1 < argc) {
-            char *end;
-            timeout = strtol(argv[++i], &end, 10);
-            if (*end || timeout < 1 || timeout > 86400) {
-                fprintf(stderr, "vufuzz replay: bad timeout '%s' (1..86400 s)\n", argv[i]);
-                return 2;
-            }
-        } else if (!strcmp(argv[i], "--repeat") && i + 1 < argc) {
-            char *end;
-            repeat = strtol(argv[++i], &end, 10);
-            if (*end || repeat < 1 || repeat > 100000000) {
-                fprintf(stderr, "vufuzz replay: bad repeat count '%s'\n", argv[i]);
-                return 2;
-            }
-            quiet = true;
-        } else if (!strcmp(argv[i], "--spec") && i + 1 < argc) {
-            spec_path = argv[++i];
-        } else if (argv[i][0] == '-' && argv[i][1]) {
-            fprintf(stderr, "vufuzz replay: unknown option '%s'\n\n", argv[i]);
-            usage(stderr);
+        case VUF_CLI_ERROR:
+            free(pos);
             return 2;
-        } else {
-            first = i;
+        case VUF_CLI_POS:
+            pos[npos++] = (char *)val;
+            break;
+        case O_SOCKETS:
+            sockets = true;
+            break;
+        case O_QUIET:
+            quiet = true;
+            break;
+        case O_STATS:
+            stats = true;
+            break;
+        case O_JSON:
+            json = quiet = true;
+            break;
+        case O_RAW:
+            raw = true;
+            break;
+        case O_SPEC:
+            spec_path = val;
+            break;
+        case O_ACTION:
+            if (!vuf_parse_u64(val, &focus) || focus < 1) {
+                free(pos);
+                return vuf_cli_usage_error("replay", usage_line, "bad action number '%s' (from 1)",
+                                           val);
+            }
+            break;
+        case O_TIMEOUT:
+            if (!vuf_parse_u64(val, &timeout) || timeout < 1 || timeout > 86400) {
+                free(pos);
+                return vuf_cli_usage_error("replay", usage_line, "bad timeout '%s' (1..86400 s)",
+                                           val);
+            }
+            break;
+        case O_REPEAT:
+            if (!vuf_parse_u64(val, &repeat) || repeat < 1 || repeat > 100000000) {
+                free(pos);
+                return vuf_cli_usage_error("replay", usage_line, "bad repeat count '%s'", val);
+            }
+            quiet = true;
             break;
         }
     }
-    if (first >= argc) {
-        fprintf(stderr, "vufuzz replay: no session file\n\n");
-        usage(stderr);
-        return 2;
+    if (!npos) {
+        free(pos);
+        return vuf_cli_usage_error("replay", usage_line, "no session file");
     }
     const vuf_spec *spec = vuf_cli_open_spec(spec_path);
-    if (!spec)
+    if (!spec) {
+        free(pos);
         return 2;
+    }
     signal(SIGPIPE, SIG_IGN);
-    replay_ctx ctx = {.spec = spec, .quiet = quiet};
-    vuf_runner_opts o = {.on_event = on_event, .on_action = on_action, .ctx = &ctx};
-    vuf_runner *r = vuf_runner_new(spec, &o);
+    replay_ctx ctx = {.spec = spec, .quiet = quiet, .focus = focus};
+    vuf_harness_opts o = {.target = sockets ? VUF_TARGET_KIND_SOCKET : VUF_TARGET_KIND_INPROC,
+                          .fd_scan_period = 1,
+                          .on_event = on_event,
+                          .on_action = on_action,
+                          .ctx = &ctx};
+    vuf_harness *h = vuf_harness_new(spec, &o);
+    if (!h) {
+        fprintf(stderr, "vufuzz replay: cannot set up the harness\n");
+        free(pos);
+        vuf_spec_release(spec);
+        return 2;
+    }
     size_t n;
-    char **files = collect(argv + first, argc - first, &n);
-    int rc = 0;
+    char **files = collect(pos, npos, &n);
+    free(pos);
     size_t findings = 0, bad = 0;
     alarm_ctx = &ctx;
     signal(SIGALRM, on_alarm);
-    if (json)
-        printf("{\"sessions\": [");
-    for (size_t i = 0; r && i < n; i++) {
+    vuf_json j;
+    if (json) {
+        vuf_json_init(&j, stdout);
+        vuf_json_object(&j, NULL);
+        vuf_cli_json_meta(&j);
+        vuf_json_str(&j, "target", vuf_harness_target_name(h));
+        vuf_json_array(&j, "sessions");
+    }
+    for (size_t i = 0; i < n; i++) {
         vuf_diag d;
         Vuf__Session *s =
             raw ? raw_session(files[i], &d) : vuf_session_load_file(spec, files[i], NULL, &d);
         if (!s) {
             vuf_cli_print_diag(stderr, &d, true);
             bad++;
+            if (json) {
+                vuf_json_object(&j, NULL);
+                vuf_json_str(&j, "file", files[i]);
+                vuf_json_str(&j, "verdict", "bad-input");
+                vuf_json_str(&j, "text", d.text);
+                vuf_json_end(&j);
+            }
             free(files[i]);
             continue;
         }
         if (!quiet)
             printf("# %s\n", files[i]);
+        ctx.action = 0;
         alarm((unsigned)timeout);
-        vuf_finding f = vuf_runner_run(r, s);
+        vuf_finding f = vuf_harness_run(h, s);
         alarm(0);
-        if (repeat > 1 && !f.kind) {
-            vuf_runner_stats a, b;
-            vuf_runner_stats_get(r, &a);
-            struct timespec t0, t1;
-            clock_gettime(CLOCK_MONOTONIC, &t0);
-            for (long k = 1; k < repeat && !f.kind; k++)
-                f = vuf_runner_run(r, s);
-            clock_gettime(CLOCK_MONOTONIC, &t1);
-            vuf_runner_stats_get(r, &b);
-            double sec = (double)(t1.tv_sec - t0.tv_sec) + (t1.tv_nsec - t0.tv_nsec) / 1e9;
-            double runs = (double)(b.sessions - a.sessions);
-            printf("%s: %.0f sessions/s, %.0f actions/s, %.0f messages/s (%.1f us per session, "
-                   "%.1f actions and %.1f messages per session)\n",
-                   files[i], runs / sec, (double)(b.actions - a.actions) / sec,
-                   (double)(b.messages - a.messages) / sec, sec * 1e6 / runs,
-                   (double)(b.actions - a.actions) / runs,
-                   (double)(b.messages - a.messages) / runs);
-        }
+        if (repeat > 1 && !f.kind)
+            print_throughput(h, s, files[i], (long)repeat, &f);
         vuf_session_free(s);
-        if (f.kind)
+        if (f.kind == VUF_FINDING_BAD_INPUT)
+            bad++;
+        else if (f.kind)
             findings++;
         if (json) {
-            printf("%s{\"file\": ", i ? ", " : "");
-            json_str(files[i]);
-            printf(", \"finding\": \"%s\"", vuf_finding_kind_name(f.kind));
+            vuf_json_object(&j, NULL);
+            vuf_json_str(&j, "file", files[i]);
+            vuf_json_str(&j, "verdict", f.kind ? vuf_finding_kind_name(f.kind) : "clean");
             if (f.kind) {
-                printf(", \"rule\": ");
-                json_str(f.rule);
-                printf(", \"action\": %zu, \"text\": ", f.action);
-                json_str(f.text);
+                vuf_json_str(&j, "rule", f.rule);
+                vuf_json_u64(&j, "action", f.action);
+                vuf_json_str(&j, "text", f.text);
             }
-            printf("}");
+            vuf_json_end(&j);
+        } else if (f.kind == VUF_FINDING_BAD_INPUT) {
+            fprintf(stderr, "%s: error: bad input: %s\n", files[i], f.text);
+            printf("%s: BAD INPUT at action %zu: %s\n", files[i], f.action, f.text);
         } else if (f.kind) {
             printf("%s: FINDING %s %s at action %zu: %s\n", files[i], vuf_finding_kind_name(f.kind),
                    f.rule, f.action, f.text);
@@ -336,61 +425,19 @@ int vuf_cmd_replay(int argc, char **argv)
         free(files[i]);
     }
     if (json)
-        printf("]");
-    vuf_ref *probe = NULL;
-    if (stats) {
-        /* the device's handlers, to tell unreached from unsupported */
-        vuf_ref_config cfg;
-        vuf_ref_config_default(&cfg);
-        static uint8_t disk[4096];
-        cfg.disk = disk;
-        cfg.disk_size = sizeof disk;
-        char err[160];
-        probe = vuf_ref_new(spec, &cfg, err, sizeof err);
-    }
-    if (stats && r) {
-        vuf_runner_stats st;
-        vuf_runner_stats_get(r, &st);
-        if (json) {
-            printf(", \"stats\": {\"sessions\": %llu, \"actions\": %llu, \"events\": %llu, "
-                   "\"requests_completed\": %llu, \"accepted\": {",
-                   (unsigned long long)st.sessions, (unsigned long long)st.actions,
-                   (unsigned long long)st.events, (unsigned long long)st.chains);
-        } else {
-            printf("\n%llu sessions, %llu actions, %llu events, %llu block requests completed, "
-                   "guest oracle: %llu checks, disarmed in %llu sessions\n",
-                   (unsigned long long)st.sessions, (unsigned long long)st.actions,
-                   (unsigned long long)st.events, (unsigned long long)st.chains,
-                   (unsigned long long)st.guest_checks, (unsigned long long)st.guest_disarmed);
-            printf("%-9s %-4s %-34s %-10s %s\n", "channel", "id", "message", "device",
-                   "accepted/sent");
-        }
-        bool firstj = true;
-        for (int ch = 0; ch < VUF_CHAN_COUNT; ch++)
-            for (size_t i = 0; i < vuf_spec_msg_count(spec, (vuf_channel)ch); i++) {
-                const vuf_msg_def *m = vuf_spec_msg_at(spec, (vuf_channel)ch, i);
-                uint64_t a = vuf_runner_accepted(r, (vuf_channel)ch, m->id);
-                bool sup = probe && vuf_ref_supports(probe, (vuf_channel)ch, m->id);
-                if (json) {
-                    printf("%s\"%s\": {\"supported\": %s, \"count\": %llu}", firstj ? "" : ", ",
-                           m->name, sup ? "true" : "false", (unsigned long long)a);
-                    firstj = false;
-                } else {
-                    printf("%-9s %-4u %-34s %-10s %llu\n", vuf_channel_name((vuf_channel)ch), m->id,
-                           m->name, sup ? "supported" : "refused", (unsigned long long)a);
-                }
-            }
-        if (json)
-            printf("}}");
-    }
-    if (json)
-        printf(", \"findings\": %zu, \"bad_inputs\": %zu}\n", findings, bad);
-    else if (n > 1)
+        vuf_json_end(&j);
+    if (stats)
+        print_stats(h, spec, json ? &j : NULL);
+    if (json) {
+        vuf_json_u64(&j, "findings", findings);
+        vuf_json_u64(&j, "bad_inputs", bad);
+        vuf_json_end(&j);
+        vuf_json_finish(&j);
+    } else if (n > 1) {
         printf("%zu sessions: %zu findings, %zu bad inputs\n", n, findings, bad);
+    }
     free(files);
-    vuf_ref_free(probe);
-    vuf_runner_free(r);
+    vuf_harness_free(h);
     vuf_spec_release(spec);
-    rc = bad ? 2 : findings ? 1 : 0;
-    return rc;
+    return bad ? 2 : findings ? 1 : 0;
 }

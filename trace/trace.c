@@ -444,6 +444,13 @@ int vuf_trace_format_event(const vuf_spec *s, const vuf_event *ev, char *out, si
         return snprintf(out, cap, "open %s", ch);
     if (ev->kind == VUF_EV_CLOSE)
         return snprintf(out, cap, "close %s by=%c", ch, ev->sender == VUF_SIDE_BACKEND ? 'B' : 'F');
+    if (ev->kind == VUF_EV_NOTE) {
+        static const char *const kind[] = {"note", "refuse", "timeout", "late"};
+        return snprintf(out, cap, "# %c %s %s%s%s: %s", ev->sender == VUF_SIDE_BACKEND ? 'B' : 'F',
+                        ev->note <= VUF_NOTE_LATE ? kind[ev->note] : "note", ch,
+                        ev->rule ? " rule=" : "", ev->rule ? ev->rule : "",
+                        ev->text ? ev->text : "");
+    }
     vuf_msg_view v;
     if (!vuf_msg_decode(s, ev->channel, ev->data, ev->len, &v)) {
         /* shorter than a header: only raw bytes can say it; keep it readable */

@@ -9,9 +9,9 @@ usage() {
   cat <<'USAGE'
 usage: scripts/oss-fuzz/build.sh [--with-baseline] [--help]
 
-Builds the vufuzz fuzz targets fuzz_spec, fuzz_wire, fuzz_checker and
-fuzz_session the OSS-Fuzz way, for whichever engine and sanitizer the
-environment describes, by driving the project's CMake build. It reads only the
+Builds the vufuzz fuzz targets fuzz_spec, fuzz_wire, fuzz_checker,
+fuzz_session and fuzz_session_sockets the OSS-Fuzz way, for whichever engine
+and sanitizer the environment describes, by driving the project's CMake build. It reads only the
 base-builder variables:
 
   CC CFLAGS            compile every C source (the CMake build adds C11,
@@ -46,6 +46,7 @@ for each target T:
   T.options            scripts/oss-fuzz/options/T.options: [libfuzzer]
                        max_len, timeout (and dict)
   T.dict               fuzz_spec, fuzz_wire, fuzz_checker (fuzz_raw)
+fuzz_session_sockets takes fuzz_session's seeds; its options are the same values.
 and libvufuzz_afl_mutator.so, the session mutator as an AFL++ custom mutator
 (AFL_CUSTOM_MUTATOR_LIBRARY; from the host build).
 
@@ -83,7 +84,7 @@ fi
 S=$(cd "$S" && pwd)
 [ -f "$S/spec/vhost-user.spec" ] || die "$S is not the vufuzz source tree (no spec/vhost-user.spec)"
 
-targets=(fuzz_spec fuzz_wire fuzz_checker fuzz_session)
+targets=(fuzz_spec fuzz_wire fuzz_checker fuzz_session fuzz_session_sockets)
 if [ "$baseline" = 1 ]; then targets+=(fuzz_raw); fi
 has() { # has T: T is built
   local t
@@ -227,6 +228,8 @@ cp "${traces[@]}" "$B/seeds/fuzz_checker/"
 "$trace_bytes" wire "$B/seeds/fuzz_wire" "${traces[@]}"
 if has fuzz_raw; then "$trace_bytes" raw "$B/seeds/fuzz_raw" "${traces[@]}"; fi
 for t in "${targets[@]}"; do regressions "$B/seeds/$t" "${t#fuzz_}"; done
+# fuzz_session_sockets: the same inputs as fuzz_session (its regressions too)
+cp "$B/seeds/fuzz_session"/* "$B/seeds/fuzz_session_sockets/"
 for t in "${targets[@]}"; do
   set -- "$B/seeds/$t"/*
   [ $# -gt 0 ] || die "no seeds for $t"

@@ -74,6 +74,10 @@ Vuf__Session *vuf_session_parse_text(const vuf_spec *s, const char *text, size_t
  * when out of memory. Every line ends with a newline. */
 char *vuf_session_format_text(const vuf_spec *s, const Vuf__Session *ses);
 
+/* One action in the text form, as one line without its newline (malloc'd,
+ * free()); NULL only when out of memory. */
+char *vuf_session_format_action(const vuf_spec *s, const Vuf__Action *a);
+
 /* The binary form: NULL when the bytes are not a vuf.Session. */
 Vuf__Session *vuf_session_unpack(const uint8_t *data, size_t len);
 /* Packed bytes, malloc'd (free()), their count in *len; NULL when out of

@@ -1,0 +1,403 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* The reference device as a target (vuf_target.h), two ways:
+ *
+ *   inproc  the main channel's bytes and fds go into a vuf_framer that the
+ *           device's connection reads as it would read its socket (the
+ *           transport's rules, checked against the kernel by test_framer);
+ *           the back-end channel, the kick eventfds and every fd stay real.
+ *           No socket hop, no fd classification (the harness knows the
+ *           kinds), no poll unless the harness touched an fd the device
+ *           holds.
+ *   socket  real socket pairs: sendmsg/recvmsg, SCM_RIGHTS, MSG_CTRUNC,
+ *           short reads and EOF, exactly as under `vufuzz serve`.
+ *
+ * One device serves every session (vuf_ref_reset), and its disk is a
+ * prefix-free slice of one reserved area that ends in a guard page: a read
+ * or write past the disk's size faults at once. */
+#include "vuf_ref.h"
+#include "vuf_ref_conn.h"
+#include "vuf_session.h"
+#include "vuf_target.h"
+
+#include <fcntl.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#define PAGE 4096ul
+#define MAX_DISK VUF_SESSION_MAX_DISK
+#define CHUNK (32u << 10) /* main-channel bytes written before the device reads (socket) */
+
+typedef struct {
+    vuf_target t;
+    const vuf_spec *spec;
+    bool inproc;
+    vuf_ref *dev;
+    vuf_ref_conn *conn;
+    vuf_framer *framer; /* inproc: the main channel */
+    int fe;             /* the harness's end of the main channel (inproc: its identity only) */
+    bool poked;
+    uint8_t *pool, *guard; /* reserved area; the disk ends at guard */
+    uint64_t disk_size, disk_high;
+    vuf_ref_config cfg;
+} ref_target;
+
+static ref_target *rt(vuf_target *t)
+{
+    return (ref_target *)t;
+}
+
+static void fwd_event(void *ctx, const vuf_event *ev)
+{
+    ref_target *r = ctx;
+    if (r->t.sink.on_event)
+        r->t.sink.on_event(r->t.sink.ctx, ev);
+}
+
+static void fwd_fds(void *ctx, const int *fds, size_t n)
+{
+    ref_target *r = ctx;
+    if (r->t.sink.on_fds)
+        r->t.sink.on_fds(r->t.sink.ctx, fds, n);
+}
+
+static uint8_t *disk_at(ref_target *r, uint64_t size)
+{
+    return size ? r->guard - size : NULL;
+}
+
+/* ---- the main channel ---- */
+
+/* Read and discard what the device sent on the harness's end (the device's
+ * connection reported it already), closing the fds that came along. */
+static void drain(int fd)
+{
+    for (int k = 0; k < 256; k++) {
+        char buf[4096];
+        union {
+            struct cmsghdr h;
+            char b[CMSG_SPACE(sizeof(int) * 64)];
+        } cm;
+        struct iovec io = {.iov_base = buf, .iov_len = sizeof buf};
+        struct msghdr mh = {
+            .msg_iov = &io, .msg_iovlen = 1, .msg_control = cm.b, .msg_controllen = sizeof cm.b};
+        ssize_t n = recvmsg(fd, &mh, MSG_DONTWAIT | MSG_CMSG_CLOEXEC);
+        for (struct cmsghdr *c = n >= 0 ? CMSG_FIRSTHDR(&mh) : NULL; c; c = CMSG_NXTHDR(&mh, c))
+            if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_RIGHTS)
+                for (size_t i = 0; i < (c->cmsg_len - CMSG_LEN(0)) / sizeof(int); i++) {
+                    int x;
+                    memcpy(&x, CMSG_DATA(c) + i * sizeof(int), sizeof x);
+                    close(x);
+                }
+        if (n <= 0)
+            return;
+    }
+}
+
+static bool r_step(vuf_target *t)
+{
+    ref_target *r = rt(t);
+    if (!r->conn)
+        return false;
+    bool open;
+    if (r->inproc) {
+        open = vuf_ref_conn_run(r->conn, r->poked);
+        r->poked = false;
+    } else {
+        open = vuf_ref_conn_step(r->conn, 0);
+        if (r->fe >= 0)
+            drain(r->fe);
+    }
+    return open;
+}
+
+static int r_connect(vuf_target *t)
+{
+    ref_target *r = rt(t);
+    if (r->conn)
+        return 0;
+    int sv[2];
+    if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv))
+        return -1;
+    r->fe = sv[0];
+    vuf_ref_conn_opts o = {.io_timeout_ms = 0,
+                           .backend_timeout_ms = -1,
+                           .on_event = fwd_event,
+                           .on_fds = fwd_fds,
+                           .ctx = r};
+    if (r->inproc) {
+        vuf_framer_reset(r->framer);
+        r->conn = vuf_ref_conn_new_direct(r->dev, sv[1], r->framer, &o);
+    } else {
+        r->conn = vuf_ref_conn_new(r->dev, sv[1], &o);
+    }
+    if (!r->conn) {
+        close(r->fe);
+        r->fe = -1;
+        return -1;
+    }
+    return 0;
+}
+
+static int r_main_fd(vuf_target *t)
+{
+    return rt(t)->fe;
+}
+
+/* The end of the message starting at off (or len when it does not end
+ * inside buf). */
+static size_t message_end(const uint8_t *buf, size_t len, size_t off)
+{
+    if (len - off < 12)
+        return len;
+    uint32_t size;
+    memcpy(&size, buf + off + 8, 4);
+    return (uint64_t)size > len - off - 12 ? len : off + 12 + size;
+}
+
+static vuf_io_status r_write(vuf_target *t, const uint8_t *buf, size_t len, const int *fds,
+                             const uint8_t *kinds, size_t nfds)
+{
+    ref_target *r = rt(t);
+    if (!r->conn)
+        return VUF_IO_ERROR;
+    if (r->inproc) {
+        /* the device gets copies of the fds, as the kernel would install */
+        int dup[VUF_SEND_MAX_FDS];
+        if (nfds > VUF_SEND_MAX_FDS)
+            return vuf_framer_write(r->framer, buf, len, fds, kinds, nfds); /* refused: EINVAL */
+        size_t n = 0;
+        for (; n < nfds; n++)
+            if ((dup[n] = fcntl(fds[n], F_DUPFD_CLOEXEC, 0)) < 0)
+                break;
+        vuf_io_status st =
+            n == nfds ? vuf_framer_write(r->framer, buf, len, dup, kinds, nfds) : VUF_IO_ERROR;
+        if (st != VUF_IO_OK)
+            for (size_t i = 0; i < n; i++)
+                close(dup[i]);
+        return st;
+    }
+    /* over the socket: whole messages, a chunk at a time, the device reading
+     * between chunks as it would while a blocking writer waits (a message
+     * larger than a socket buffer holds is cut where the buffer is full) */
+    size_t off = 0;
+    vuf_io_status st = VUF_IO_OK;
+    while (off < len && st == VUF_IO_OK) {
+        size_t end = message_end(buf, len, off);
+        while (end < len && end - off < CHUNK && message_end(buf, len, end) - off <= 2 * CHUNK)
+            end = message_end(buf, len, end);
+        if (off) {
+            vuf_ref_conn_step(r->conn, 0);
+            drain(r->fe);
+        }
+        st = vuf_send_msg(r->fe, buf + off, end - off, off ? NULL : fds, off ? 0 : nfds, 0);
+        off = end;
+    }
+    return st;
+}
+
+static void r_disconnect(vuf_target *t)
+{
+    ref_target *r = rt(t);
+    if (r->fe >= 0) {
+        close(r->fe);
+        r->fe = -1;
+    }
+    if (r->inproc && r->conn && vuf_ref_conn_is_open(r->conn)) {
+        /* the channel is closed when no copy of the front-end's end is left
+         * open (the harness may hold one it sent as FD_MAIN_CHANNEL): what
+         * the kernel says of the device's end */
+        struct pollfd p = {.fd = vuf_ref_conn_main_fd(r->conn), .events = POLLIN};
+        if (poll(&p, 1, 0) == 1 && (p.revents & POLLHUP)) {
+            vuf_framer_close(r->framer);
+            vuf_ref_conn_run(r->conn, false); /* the device sees the close */
+        }
+    }
+    if (r->conn) {
+        if (!r->inproc)
+            vuf_ref_conn_step(r->conn, 0); /* the device sees the close */
+        vuf_ref_conn_free(r->conn);
+        r->conn = NULL;
+    }
+    if (r->inproc)
+        vuf_framer_reset(r->framer);
+}
+
+static bool r_connected(vuf_target *t)
+{
+    ref_target *r = rt(t);
+    return r->conn && vuf_ref_conn_is_open(r->conn);
+}
+
+static void r_poke(vuf_target *t)
+{
+    rt(t)->poked = true;
+}
+
+/* ---- the session ---- */
+
+static int r_begin(vuf_target *t, const vuf_target_config *c, char *err, size_t errcap)
+{
+    ref_target *r = rt(t);
+    uint64_t size = c->disk_size > MAX_DISK ? MAX_DISK : c->disk_size;
+    r->disk_size = r->disk_high = size;
+    vuf_ref_config_default(&r->cfg);
+    r->cfg.disk = disk_at(r, size);
+    r->cfg.disk_size = size;
+    r->cfg.queues = c->queues;
+    if (!r->dev) {
+        r->dev = vuf_ref_new(r->spec, &r->cfg, err, errcap);
+        return r->dev ? 0 : -1;
+    }
+    return vuf_ref_reset(r->dev, &r->cfg, err, errcap);
+}
+
+static void r_end(vuf_target *t)
+{
+    ref_target *r = rt(t);
+    r_disconnect(t);
+    if (r->disk_high) {
+        /* zero again, cheaply: the pages the disk spanned */
+        uintptr_t lo = (uintptr_t)(r->guard - r->disk_high) & ~(uintptr_t)(PAGE - 1);
+        madvise((void *)lo, (size_t)((uintptr_t)r->guard - lo), MADV_DONTNEED);
+    }
+    r->disk_size = r->disk_high = 0;
+}
+
+static void r_resize(vuf_target *t, uint64_t size)
+{
+    ref_target *r = rt(t);
+    if (size > MAX_DISK)
+        size = MAX_DISK;
+    uint8_t *old = disk_at(r, r->disk_size), *nd = disk_at(r, size);
+    uint64_t keep = size < r->disk_size ? size : r->disk_size;
+    if (keep)
+        memmove(nd, old, keep); /* the same first bytes */
+    if (size > keep)
+        memset(nd + keep, 0, size - keep); /* a grow reads zeros */
+    r->disk_size = size;
+    if (size > r->disk_high)
+        r->disk_high = size;
+    if (r->conn) {
+        vuf_ref_conn_set_disk(r->conn, nd, size);
+    } else {
+        vuf_ref_out out;
+        vuf_ref_out_init(&out);
+        vuf_ref_set_disk(r->dev, nd, size, &out);
+        vuf_ref_out_clear(&out);
+    }
+}
+
+static void r_kick_polled(vuf_target *t, uint32_t q)
+{
+    ref_target *r = rt(t);
+    if (r->conn)
+        vuf_ref_conn_kick(r->conn, q);
+}
+
+static void r_backend_timeout(vuf_target *t)
+{
+    ref_target *r = rt(t);
+    if (r->conn)
+        vuf_ref_conn_backend_timeout(r->conn);
+}
+
+static uint64_t r_ring_passes(vuf_target *t)
+{
+    ref_target *r = rt(t);
+    return r->dev ? vuf_ref_ring_passes(r->dev) : 0;
+}
+
+static size_t r_fds_held(vuf_target *t)
+{
+    ref_target *r = rt(t);
+    return r->dev ? vuf_ref_fd_count(r->dev) : 0;
+}
+
+static uint64_t r_accepted(vuf_target *t, vuf_channel ch, uint32_t id)
+{
+    ref_target *r = rt(t);
+    return r->dev ? vuf_ref_accepted(r->dev, ch, id) : 0;
+}
+
+static uint64_t r_chains(vuf_target *t)
+{
+    ref_target *r = rt(t);
+    return r->dev ? vuf_ref_chains_completed(r->dev) : 0;
+}
+
+static void r_free(vuf_target *t)
+{
+    ref_target *r = rt(t);
+    r_disconnect(t);
+    vuf_ref_free(r->dev);
+    vuf_framer_free(r->framer);
+    if (r->pool)
+        munmap(r->pool, MAX_DISK + 2 * PAGE);
+    free(r);
+}
+
+#define REF_CAPS                                                                                   \
+    (VUF_TARGET_SYNC | VUF_TARGET_RESIZE | VUF_TARGET_RING_PASSES | VUF_TARGET_BACKEND_TIMEOUT |   \
+     VUF_TARGET_FDS_HELD | VUF_TARGET_REFERENCE)
+
+/* The two differ only in how the main channel's bytes travel (r->inproc). */
+#define REF_OPS(target_name)                                                                       \
+    {                                                                                              \
+        .name = target_name, .caps = REF_CAPS, .free = r_free, .begin = r_begin, .end = r_end,     \
+        .connect = r_connect, .main_fd = r_main_fd, .write = r_write, .disconnect = r_disconnect,  \
+        .connected = r_connected, .poke = r_poke, .step = r_step, .kick_polled = r_kick_polled,    \
+        .backend_timeout = r_backend_timeout, .resize = r_resize, .ring_passes = r_ring_passes,    \
+        .fds_held = r_fds_held, .accepted = r_accepted, .chains = r_chains,                        \
+    }
+static const vuf_target_ops inproc_ops = REF_OPS("inproc");
+static const vuf_target_ops socket_ops = REF_OPS("socket");
+
+static vuf_target *ref_new(const vuf_spec *spec, bool inproc)
+{
+    ref_target *r = calloc(1, sizeof *r);
+    if (!r)
+        return NULL;
+    r->t.ops = inproc ? &inproc_ops : &socket_ops;
+    r->spec = spec;
+    r->inproc = inproc;
+    r->fe = -1;
+    /* [guard page][disk area][guard page]: the disk ends at the second */
+    void *p = mmap(NULL, MAX_DISK + 2 * PAGE, PROT_READ | PROT_WRITE,
+                   MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+    if (p == MAP_FAILED) {
+        free(r);
+        return NULL;
+    }
+    r->pool = p;
+    r->guard = r->pool + PAGE + MAX_DISK;
+    if (mprotect(r->pool, PAGE, PROT_NONE) || mprotect(r->guard, PAGE, PROT_NONE) ||
+        (inproc && !(r->framer = vuf_framer_new()))) {
+        r_free(&r->t);
+        return NULL;
+    }
+    return &r->t;
+}
+
+vuf_target *vuf_target_inproc_new(const vuf_spec *spec)
+{
+    return ref_new(spec, true);
+}
+
+vuf_target *vuf_target_socket_new(const vuf_spec *spec)
+{
+    return ref_new(spec, false);
+}
+
+uint8_t *vuf_target_ref_disk(vuf_target *t, uint64_t *size)
+{
+    if (t->ops != &inproc_ops && t->ops != &socket_ops)
+        return NULL;
+    ref_target *r = rt(t);
+    *size = r->disk_size;
+    return disk_at(r, r->disk_size);
+}
