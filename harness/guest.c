@@ -41,6 +41,26 @@ void vuf_guest_init(vuf_guest *g, const vuf_spec *spec)
     g->m_add = vuf_spec_msg_by_name(spec, VUF_CHAN_FRONTEND, "ADD_MEM_REG");
     g->m_rem = vuf_spec_msg_by_name(spec, VUF_CHAN_FRONTEND, "REM_MEM_REG");
     g->m_iotlb = vuf_spec_msg_by_name(spec, VUF_CHAN_FRONTEND, "IOTLB_MSG");
+    /* a field the table lacks stays absent: it reads as 0 */
+    static const char *const rn[4] = {"guest_addr", "size", "user_addr", "mmap_offset"};
+    static const char *const tn[4] = {"type", "iova", "size", "uaddr"};
+    static const char *const an[4] = {"index", "desc", "avail", "used"};
+    for (int i = 0; i < 4; i++) {
+        char path[48];
+        if (g->m_add)
+            vuf_field_resolve(g->m_add->request, rn[i], &g->f_reg1[i]);
+        snprintf(path, sizeof path, "regions[0].%s", rn[i]);
+        if (g->m_mem)
+            vuf_field_resolve(g->m_mem->request, path, &g->f_regn[i]);
+        if (g->m_iotlb)
+            vuf_field_resolve(g->m_iotlb->request, tn[i], &g->f_tlb[i]);
+        if (g->m_addr)
+            vuf_field_resolve(g->m_addr->request, an[i], &g->f_addr[i]);
+        if (i < 2 && g->m_num)
+            vuf_field_resolve(g->m_num->request, i ? "num" : "index", &g->f_num[i]);
+    }
+    if (g->m_mem && g->m_mem->request)
+        g->regn_stride = g->m_mem->request->elem_size;
 }
 
 void vuf_guest_free(vuf_guest *g)
@@ -136,23 +156,33 @@ bool vuf_guest_setup(vuf_guest *g, const vuf_session_guest *lay)
     return true;
 }
 
-static void zero_shadow(const vuf_gregion *r, uint64_t lo, uint64_t hi, void *ctx)
+static void zero_extent(const vuf_gregion *r, uint64_t lo, uint64_t hi, void *ctx)
 {
-    (void)ctx;
+    uint64_t *total = ctx;
     memset(r->shadow + lo, 0, hi - lo);
+    memset(r->map + lo, 0, hi - lo);
+    *total += hi - lo;
 }
+
+/* Above this many data bytes in a region, its pages are given back to the
+ * kernel (a hole punch: a TLB flush, costly in a VM) instead of zeroed
+ * where they are: comparing stays proportional to what sessions touch. */
+#define KEEP_DATA (128u << 10)
 
 void vuf_guest_teardown(vuf_guest *g)
 {
     for (size_t i = 0; i < g->nreg; i++) {
         vuf_gregion *r = &g->reg[i];
-        /* the shadow holds the driver's writes and what was compared: zero
-         * there; memory: every data page punched out (a hole reads zero) */
+        /* the shadow holds the driver's writes and what was compared, memory
+         * what anyone wrote (a data page of the memfd): both zero again */
         if (r->dirty_hi > r->dirty_lo)
             memset(r->shadow + r->dirty_lo, 0, r->dirty_hi - r->dirty_lo);
-        each_extent(r, zero_shadow, NULL);
-        if (fallocate(r->fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, 0, (off_t)r->size))
-            memset(r->map, 0, r->size); /* no hole punching: the slow way */
+        uint64_t total = 0;
+        each_extent(r, zero_extent, &total);
+        if (total > KEEP_DATA &&
+            fallocate(r->fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, 0, (off_t)r->size)) {
+            /* no hole punching here: the pages stay, zero */
+        }
         r->dirty_lo = r->dirty_hi = 0;
     }
     g->nreg = 0; /* the regions stay mapped for the next session */
@@ -281,9 +311,16 @@ void vuf_guest_blk(vuf_guest *g, const Vuf__BlkRequest *b)
     vuf_guest_write(g, hdr, h, 16);
     bool out = type == 1;
     if (out && b->has_data && b->data.len) {
-        for (uint32_t i = 0; i < len; i += (uint32_t)b->data.len)
-            vuf_guest_write(g, data + i, b->data.data,
-                            len - i < b->data.len ? len - i : b->data.len);
+        /* the data repeated to len, written a block at a time */
+        uint8_t blk[4096];
+        size_t pat = b->data.len;
+        for (uint32_t i = 0; i < len;) {
+            uint32_t n = len - i < sizeof blk ? len - i : (uint32_t)sizeof blk;
+            for (uint32_t k = 0; k < n; k++)
+                blk[k] = b->data.data[(i + k) % pat];
+            vuf_guest_write(g, data + i, blk, n);
+            i += n;
+        }
     }
     uint8_t st = 0xff;
     vuf_guest_write(g, status, &st, 1);
@@ -337,27 +374,26 @@ static bool region_is_layout(const vuf_guest *g, const region_desc *x, int *k)
     return false;
 }
 
-static uint64_t rd(const vuf_payload_def *p, const char *path, const uint8_t *pl, size_t len)
+/* A resolved field, at `shift` bytes further (element i of an array). */
+static uint64_t rd(const vuf_field_ref *r, const uint8_t *pl, size_t len, uint64_t shift)
 {
-    vuf_field_ref ref;
+    if (!r->present)
+        return 0;
+    vuf_field_ref f = *r;
+    f.offset += (uint32_t)shift;
     uint64_t v = 0;
-    if (vuf_field_resolve(p, path, &ref))
-        vuf_field_read(&ref, pl, len, &v);
+    vuf_field_read(&f, pl, len, &v);
     return v;
 }
 
-/* A memory region of message bytes (element `prefix`). */
-static region_desc read_region(const vuf_payload_def *p, const char *prefix, const uint8_t *pl,
-                               size_t len)
+/* A memory region of message bytes: refs[4] at `shift`. */
+static region_desc read_region(const vuf_field_ref *refs, const uint8_t *pl, size_t len,
+                               uint64_t shift)
 {
-    char b[4][64];
-    static const char *const n[4] = {"guest_addr", "size", "user_addr", "mmap_offset"};
-    for (int i = 0; i < 4; i++)
-        snprintf(b[i], sizeof b[i], "%s%s", prefix, n[i]);
-    return (region_desc){.gpa = rd(p, b[0], pl, len),
-                         .size = rd(p, b[1], pl, len),
-                         .uaddr = rd(p, b[2], pl, len),
-                         .mmap_offset = rd(p, b[3], pl, len)};
+    return (region_desc){.gpa = rd(&refs[0], pl, len, shift),
+                         .size = rd(&refs[1], pl, len, shift),
+                         .uaddr = rd(&refs[2], pl, len, shift),
+                         .mmap_offset = rd(&refs[3], pl, len, shift)};
 }
 
 /* The layout regions a memory table names (bit i: region i); false when it
@@ -369,9 +405,7 @@ static bool table_regions(const vuf_guest *g, const vuf_payload_def *p, const ui
     uint64_t n = vuf_payload_count(p, pl, len);
     bool ok = true;
     for (uint64_t i = 0; i < n && i < 64; i++) {
-        char pre[32];
-        snprintf(pre, sizeof pre, "regions[%llu].", (unsigned long long)i);
-        region_desc x = read_region(p, pre, pl, len);
+        region_desc x = read_region(g->f_regn, pl, len, i * g->regn_stride);
         int k;
         if (region_is_layout(g, &x, &k))
             *mask |= 1u << k;
@@ -391,14 +425,14 @@ void vuf_guest_model_request(vuf_guest *g, const vuf_msg_view *v)
     if (!d || v->is_reply)
         return;
     if (d == g->m_num) {
-        uint64_t q = rd(d->request, "index", pl, len), n = rd(d->request, "num", pl, len);
+        uint64_t q = rd(&g->f_num[0], pl, len, 0), n = rd(&g->f_num[1], pl, len, 0);
         if (q < VUF_H_MAX_QUEUES && n > g->rings[q].num)
             g->rings[q].num = n > 32768 ? 32768 : (uint32_t)n;
     } else if (d == g->m_addr) {
-        uint64_t q = rd(d->request, "index", pl, len);
-        vuf_ring_addr a = {.desc = rd(d->request, "desc", pl, len),
-                           .avail = rd(d->request, "avail", pl, len),
-                           .used = rd(d->request, "used", pl, len)};
+        uint64_t q = rd(&g->f_addr[0], pl, len, 0);
+        vuf_ring_addr a = {.desc = rd(&g->f_addr[1], pl, len, 0),
+                           .avail = rd(&g->f_addr[2], pl, len, 0),
+                           .used = rd(&g->f_addr[3], pl, len, 0)};
         if (q >= VUF_H_MAX_QUEUES)
             return;
         vuf_ring_model *m = &g->rings[q];
@@ -410,17 +444,17 @@ void vuf_guest_model_request(vuf_guest *g, const vuf_msg_view *v)
         else
             m->a[m->n++] = a;
     } else if (d == g->m_iotlb) {
-        if (rd(d->request, "type", pl, len) != 2)
+        if (rd(&g->f_tlb[0], pl, len, 0) != 2)
             return; /* an invalidation narrows: once accepted */
         if (g->ntlb == VUF_TLB_MAX) {
             g->armed = false;
             return;
         }
-        g->tlb[g->ntlb].iova = rd(d->request, "iova", pl, len);
-        g->tlb[g->ntlb].size = rd(d->request, "size", pl, len);
-        g->tlb[g->ntlb++].uaddr = rd(d->request, "uaddr", pl, len);
+        g->tlb[g->ntlb].iova = rd(&g->f_tlb[1], pl, len, 0);
+        g->tlb[g->ntlb].size = rd(&g->f_tlb[2], pl, len, 0);
+        g->tlb[g->ntlb++].uaddr = rd(&g->f_tlb[3], pl, len, 0);
     } else if (d == g->m_add) {
-        region_desc x = read_region(d->request, "", pl, len);
+        region_desc x = read_region(g->f_reg1, pl, len, 0);
         int k;
         if (!region_is_layout(g, &x, &k))
             g->armed = false;
@@ -442,10 +476,10 @@ void vuf_guest_model_reply(vuf_guest *g, const vuf_msg_def *d, bool failed, cons
         return;
     const uint8_t *pl = v->payload;
     size_t len = v->payload_len;
-    if (d == g->m_iotlb && rd(d->request, "type", pl, len) == 3) {
+    if (d == g->m_iotlb && rd(&g->f_tlb[0], pl, len, 0) == 3) {
         /* an accepted invalidation: the device may no longer use any
          * translation inside [iova, iova+size) */
-        uint64_t iova = rd(d->request, "iova", pl, len), size = rd(d->request, "size", pl, len);
+        uint64_t iova = rd(&g->f_tlb[1], pl, len, 0), size = rd(&g->f_tlb[2], pl, len, 0);
         uint64_t end = iova + size < iova ? UINT64_MAX : iova + size;
         size_t k = 0;
         for (size_t i = 0; i < g->ntlb; i++) {
@@ -457,7 +491,7 @@ void vuf_guest_model_reply(vuf_guest *g, const vuf_msg_def *d, bool failed, cons
         }
         g->ntlb = k;
     } else if (d == g->m_rem) {
-        region_desc x = read_region(d->request, "", pl, len);
+        region_desc x = read_region(g->f_reg1, pl, len, 0);
         for (size_t i = 0; i < g->nreg; i++)
             if (x.gpa == g->reg[i].gpa && x.size == g->reg[i].size && x.uaddr == g->reg[i].uaddr)
                 g->reg[i].removed = true;
@@ -486,10 +520,8 @@ void vuf_guest_check_fds(vuf_guest *g, const vuf_session_wire *w, const int *gue
     for (size_t i = 0; i < n; i++) {
         if (guests[i] < 0)
             continue;
-        char pre[32] = "";
-        if (w->def == g->m_mem)
-            snprintf(pre, sizeof pre, "regions[%zu].", i);
-        region_desc x = read_region(w->def->request, pre, pl, len);
+        region_desc x = w->def == g->m_mem ? read_region(g->f_regn, pl, len, i * g->regn_stride)
+                                           : read_region(g->f_reg1, pl, len, 0);
         int k;
         if (!region_is_layout(g, &x, &k) || k != guests[i])
             g->armed = false;
@@ -627,6 +659,10 @@ static void add_extent(const vuf_gregion *r, uint64_t lo, uint64_t hi, void *ctx
 static uint64_t next_change(const vuf_gregion *r, uint64_t o, uint64_t hi)
 {
     while (o < hi) {
+        if (o % PAGE == 0 && hi - o >= PAGE && !memcmp(r->map + o, r->shadow + o, PAGE)) {
+            o += PAGE; /* an unchanged page */
+            continue;
+        }
         if (o % 64 == 0 && hi - o >= 64 && !memcmp(r->map + o, r->shadow + o, 64)) {
             o += 64; /* an unchanged block */
             continue;

@@ -59,8 +59,15 @@ typedef struct {
     vuf_ring_model rings[VUF_H_MAX_QUEUES];
     vuf_tlb_entry tlb[VUF_TLB_MAX];
     size_t ntlb;
-    /* message definitions the model follows (from the table) */
+    /* message definitions the model follows (from the table), and their
+     * fields, resolved once */
     const vuf_msg_def *m_num, *m_addr, *m_mem, *m_add, *m_rem, *m_iotlb;
+    vuf_field_ref f_num[2];  /* SET_VRING_NUM index, num */
+    vuf_field_ref f_addr[4]; /* SET_VRING_ADDR index, desc, avail, used */
+    vuf_field_ref f_tlb[4];  /* IOTLB_MSG type, iova, size, uaddr */
+    vuf_field_ref f_reg1[4]; /* ADD/REM_MEM_REG guest_addr, size, user_addr, mmap_offset */
+    vuf_field_ref f_regn[4]; /* SET_MEM_TABLE regions[0]. the same */
+    uint32_t regn_stride;    /* bytes between two regions of SET_MEM_TABLE */
 } vuf_guest;
 
 void vuf_guest_init(vuf_guest *g, const vuf_spec *spec);

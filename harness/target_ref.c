@@ -11,9 +11,11 @@
  *   socket  real socket pairs: sendmsg/recvmsg, SCM_RIGHTS, MSG_CTRUNC,
  *           short reads and EOF, exactly as under `vufuzz serve`.
  *
- * One device serves every session (vuf_ref_reset), and its disk is a
- * prefix-free slice of one reserved area that ends in a guard page: a read
- * or write past the disk's size faults at once. */
+ * One device serves every session (vuf_ref_reset), and its disk lies in one
+ * reserved area, placed so that it ends exactly where an inaccessible guard
+ * page begins: a read or write past the disk's size faults at once. A resize
+ * keeps the disk where it is (its bytes stay, nothing is copied) and moves
+ * the guard to the page after the new end: up to a page of slack then. */
 #include "vuf_ref.h"
 #include "vuf_ref_conn.h"
 #include "vuf_session.h"
@@ -41,8 +43,13 @@ typedef struct {
     vuf_framer *framer; /* inproc: the main channel */
     int fe;             /* the harness's end of the main channel (inproc: its identity only) */
     bool poked;
-    uint8_t *pool, *guard; /* reserved area; the disk ends at guard */
+    uint8_t *pool;  /* [PROT_NONE page][area: MAX_DISK + 2 pages] */
+    uint8_t *area;  /* page aligned */
+    uint8_t *disk;  /* in area; the session's disk starts here */
+    uint8_t *guard; /* the inaccessible page after the disk, or NULL */
     uint64_t disk_size, disk_high;
+    uint64_t passes_at_begin; /* the device reads and writes the disk only in ring passes */
+    bool resized;
     vuf_ref_config cfg;
 } ref_target;
 
@@ -65,9 +72,33 @@ static void fwd_fds(void *ctx, const int *fds, size_t n)
         r->t.sink.on_fds(r->t.sink.ctx, fds, n);
 }
 
-static uint8_t *disk_at(ref_target *r, uint64_t size)
+static uint8_t *page_up(const uint8_t *p)
 {
-    return size ? r->guard - size : NULL;
+    return (uint8_t *)(((uintptr_t)p + PAGE - 1) & ~(uintptr_t)(PAGE - 1));
+}
+
+/* [lo, hi) zero: whole pages given back to the kernel, the ends cleared. */
+static void zero_range(uint8_t *lo, uint8_t *hi)
+{
+    uint8_t *plo = page_up(lo), *phi = (uint8_t *)((uintptr_t)hi & ~(uintptr_t)(PAGE - 1));
+    if (phi <= plo) {
+        memset(lo, 0, (size_t)(hi - lo));
+        return;
+    }
+    memset(lo, 0, (size_t)(plo - lo));
+    madvise(plo, (size_t)(phi - plo), MADV_DONTNEED);
+    memset(phi, 0, (size_t)(hi - phi));
+}
+
+/* The guard at the page where the disk's last page ends. */
+static void place_guard(ref_target *r)
+{
+    uint8_t *g = page_up(r->disk + r->disk_size);
+    if (g == r->guard)
+        return;
+    if (r->guard)
+        mprotect(r->guard, PAGE, PROT_READ | PROT_WRITE);
+    r->guard = mprotect(g, PAGE, PROT_NONE) ? NULL : g;
 }
 
 /* ---- the main channel ---- */
@@ -101,7 +132,7 @@ static void drain(int fd)
 static bool r_step(vuf_target *t)
 {
     ref_target *r = rt(t);
-    if (!r->conn)
+    if (!r->conn || r->fe < 0)
         return false;
     bool open;
     if (r->inproc) {
@@ -118,7 +149,7 @@ static bool r_step(vuf_target *t)
 static int r_connect(vuf_target *t)
 {
     ref_target *r = rt(t);
-    if (r->conn)
+    if (r->fe >= 0)
         return 0;
     int sv[2];
     if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv))
@@ -129,12 +160,14 @@ static int r_connect(vuf_target *t)
                            .on_event = fwd_event,
                            .on_fds = fwd_fds,
                            .ctx = r};
-    if (r->inproc) {
+    if (r->inproc)
         vuf_framer_reset(r->framer);
-        r->conn = vuf_ref_conn_new_direct(r->dev, sv[1], r->framer, &o);
-    } else {
+    if (r->conn) /* the objects of the last connection, reused */
+        vuf_ref_conn_reopen(r->conn, sv[1], sv[0]);
+    else if (r->inproc)
+        r->conn = vuf_ref_conn_new_direct(r->dev, sv[1], sv[0], r->framer, &o);
+    else
         r->conn = vuf_ref_conn_new(r->dev, sv[1], &o);
-    }
     if (!r->conn) {
         close(r->fe);
         r->fe = -1;
@@ -163,7 +196,7 @@ static vuf_io_status r_write(vuf_target *t, const uint8_t *buf, size_t len, cons
                              const uint8_t *kinds, size_t nfds)
 {
     ref_target *r = rt(t);
-    if (!r->conn)
+    if (!r->conn || r->fe < 0)
         return VUF_IO_ERROR;
     if (r->inproc) {
         /* the device gets copies of the fds, as the kernel would install */
@@ -217,11 +250,10 @@ static void r_disconnect(vuf_target *t)
             vuf_ref_conn_run(r->conn, false); /* the device sees the close */
         }
     }
-    if (r->conn) {
+    if (r->conn && vuf_ref_conn_is_open(r->conn)) {
         if (!r->inproc)
             vuf_ref_conn_step(r->conn, 0); /* the device sees the close */
-        vuf_ref_conn_free(r->conn);
-        r->conn = NULL;
+        vuf_ref_conn_close(r->conn);       /* kept for the next connection */
     }
     if (r->inproc)
         vuf_framer_reset(r->framer);
@@ -230,7 +262,7 @@ static void r_disconnect(vuf_target *t)
 static bool r_connected(vuf_target *t)
 {
     ref_target *r = rt(t);
-    return r->conn && vuf_ref_conn_is_open(r->conn);
+    return r->conn && r->fe >= 0 && vuf_ref_conn_is_open(r->conn);
 }
 
 static void r_poke(vuf_target *t)
@@ -246,13 +278,19 @@ static int r_begin(vuf_target *t, const vuf_target_config *c, char *err, size_t 
     uint64_t size = c->disk_size > MAX_DISK ? MAX_DISK : c->disk_size;
     r->disk_size = r->disk_high = size;
     vuf_ref_config_default(&r->cfg);
-    r->cfg.disk = disk_at(r, size);
+    /* the disk ends at a page boundary: the guard follows its last byte */
+    r->disk = r->area + (PAGE - size % PAGE) % PAGE;
+    place_guard(r);
+    r->cfg.disk = size ? r->disk : NULL;
     r->cfg.disk_size = size;
     r->cfg.queues = c->queues;
+    r->resized = false;
     if (!r->dev) {
         r->dev = vuf_ref_new(r->spec, &r->cfg, err, errcap);
+        r->passes_at_begin = 0;
         return r->dev ? 0 : -1;
     }
+    r->passes_at_begin = vuf_ref_ring_passes(r->dev);
     return vuf_ref_reset(r->dev, &r->cfg, err, errcap);
 }
 
@@ -260,10 +298,11 @@ static void r_end(vuf_target *t)
 {
     ref_target *r = rt(t);
     r_disconnect(t);
-    if (r->disk_high) {
+    bool touched = r->resized || (r->dev && vuf_ref_ring_passes(r->dev) != r->passes_at_begin);
+    if (r->disk_high && touched) {
         /* zero again, cheaply: the pages the disk spanned */
-        uintptr_t lo = (uintptr_t)(r->guard - r->disk_high) & ~(uintptr_t)(PAGE - 1);
-        madvise((void *)lo, (size_t)((uintptr_t)r->guard - lo), MADV_DONTNEED);
+        /* zero again, cheaply: the pages the disk spanned */
+        madvise(r->area, (size_t)(page_up(r->disk + r->disk_high) - r->area), MADV_DONTNEED);
     }
     r->disk_size = r->disk_high = 0;
 }
@@ -271,18 +310,18 @@ static void r_end(vuf_target *t)
 static void r_resize(vuf_target *t, uint64_t size)
 {
     ref_target *r = rt(t);
-    if (size > MAX_DISK)
-        size = MAX_DISK;
-    uint8_t *old = disk_at(r, r->disk_size), *nd = disk_at(r, size);
-    uint64_t keep = size < r->disk_size ? size : r->disk_size;
-    if (keep)
-        memmove(nd, old, keep); /* the same first bytes */
-    if (size > keep)
-        memset(nd + keep, 0, size - keep); /* a grow reads zeros */
+    uint64_t room = (uint64_t)(r->area + MAX_DISK + PAGE - r->disk);
+    if (size > room)
+        size = room;
+    if (size < r->disk_size)
+        zero_range(r->disk + size, r->disk + r->disk_size); /* a later grow reads zeros */
     r->disk_size = size;
+    r->resized = true;
     if (size > r->disk_high)
         r->disk_high = size;
-    if (r->conn) {
+    place_guard(r);
+    uint8_t *nd = size ? r->disk : NULL;
+    if (r->conn && vuf_ref_conn_is_open(r->conn)) {
         vuf_ref_conn_set_disk(r->conn, nd, size);
     } else {
         vuf_ref_out out;
@@ -295,14 +334,14 @@ static void r_resize(vuf_target *t, uint64_t size)
 static void r_kick_polled(vuf_target *t, uint32_t q)
 {
     ref_target *r = rt(t);
-    if (r->conn)
+    if (r->conn && r->fe >= 0)
         vuf_ref_conn_kick(r->conn, q);
 }
 
 static void r_backend_timeout(vuf_target *t)
 {
     ref_target *r = rt(t);
-    if (r->conn)
+    if (r->conn && r->fe >= 0)
         vuf_ref_conn_backend_timeout(r->conn);
 }
 
@@ -334,10 +373,11 @@ static void r_free(vuf_target *t)
 {
     ref_target *r = rt(t);
     r_disconnect(t);
+    vuf_ref_conn_free(r->conn);
     vuf_ref_free(r->dev);
     vuf_framer_free(r->framer);
     if (r->pool)
-        munmap(r->pool, MAX_DISK + 2 * PAGE);
+        munmap(r->pool, MAX_DISK + 3 * PAGE);
     free(r);
 }
 
@@ -366,17 +406,17 @@ static vuf_target *ref_new(const vuf_spec *spec, bool inproc)
     r->spec = spec;
     r->inproc = inproc;
     r->fe = -1;
-    /* [guard page][disk area][guard page]: the disk ends at the second */
-    void *p = mmap(NULL, MAX_DISK + 2 * PAGE, PROT_READ | PROT_WRITE,
+    /* [guard page][the area: a disk of up to MAX_DISK, its guard] */
+    void *p = mmap(NULL, MAX_DISK + 3 * PAGE, PROT_READ | PROT_WRITE,
                    MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
     if (p == MAP_FAILED) {
         free(r);
         return NULL;
     }
     r->pool = p;
-    r->guard = r->pool + PAGE + MAX_DISK;
-    if (mprotect(r->pool, PAGE, PROT_NONE) || mprotect(r->guard, PAGE, PROT_NONE) ||
-        (inproc && !(r->framer = vuf_framer_new()))) {
+    r->area = r->pool + PAGE;
+    r->disk = r->area;
+    if (mprotect(r->pool, PAGE, PROT_NONE) || (inproc && !(r->framer = vuf_framer_new()))) {
         r_free(&r->t);
         return NULL;
     }
@@ -399,5 +439,5 @@ uint8_t *vuf_target_ref_disk(vuf_target *t, uint64_t *size)
         return NULL;
     ref_target *r = rt(t);
     *size = r->disk_size;
-    return disk_at(r, r->disk_size);
+    return r->disk_size ? r->disk : NULL;
 }

@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -27,6 +28,7 @@ struct vuf_ref_conn {
     int64_t be_deadline;     /* ms on CLOCK_MONOTONIC, 0 = none */
     uint32_t be_gave_up;     /* id of the request whose reply the device gave up on, or 0 */
     bool identity;           /* the device knows the main socket's inodes */
+    int identity_peer;       /* direct: the peer's end of the main socket pair (not owned) */
     vuf_ref_out out;
     /* the poll set indices of vuf_ref_conn_poll_add */
     int pi_main, pi_be, pi_kick[VUF_REF_MAX_QUEUES];
@@ -131,12 +133,10 @@ static void apply(vuf_ref_conn *c)
             c->be_gave_up = 0;
         }
     }
-    for (uint32_t q = 0; q < VUF_REF_MAX_QUEUES; q++) {
-        if (o->call_mask >> q & 1)
-            signal_fd(vuf_ref_call_fd(c->dev, q));
-        if (o->err_mask >> q & 1)
-            signal_fd(vuf_ref_err_fd(c->dev, q));
-    }
+    for (uint64_t m = o->call_mask; m; m &= m - 1)
+        signal_fd(vuf_ref_call_fd(c->dev, (uint32_t)__builtin_ctzll(m)));
+    for (uint64_t m = o->err_mask; m; m &= m - 1)
+        signal_fd(vuf_ref_err_fd(c->dev, (uint32_t)__builtin_ctzll(m)));
     if (o->log_changed)
         signal_fd(vuf_ref_log_fd(c->dev));
     if (o->flush && c->o.on_flush)
@@ -157,6 +157,7 @@ static vuf_ref_conn *conn_new(vuf_ref *dev, int main_fd, const vuf_ref_conn_opts
     c->main_fd = main_fd;
     c->open = true;
     c->be_polled = -1;
+    c->identity_peer = -1;
     if (o)
         c->o = *o;
     vuf_endpoint_opts eo = {.channel = VUF_CHAN_FRONTEND,
@@ -179,17 +180,33 @@ static vuf_ref_conn *conn_new(vuf_ref *dev, int main_fd, const vuf_ref_conn_opts
     return c;
 }
 
+void vuf_ref_conn_reopen(vuf_ref_conn *c, int main_fd, int peer_fd)
+{
+    vuf_ref_conn_close(c);
+    c->main_fd = main_fd;
+    c->open = true;
+    c->be_deadline = 0;
+    c->be_gave_up = 0;
+    c->identity = false;
+    c->identity_peer = c->direct ? peer_fd : -1;
+    c->be_polled = -1;
+    vuf_endpoint_set_fd(c->main, main_fd);
+    vuf_ref_out_clear(&c->out);
+    vuf_endpoint_emit_open(c->main, VUF_SIDE_FRONTEND);
+}
+
 vuf_ref_conn *vuf_ref_conn_new(vuf_ref *dev, int main_fd, const vuf_ref_conn_opts *o)
 {
     return conn_new(dev, main_fd, o);
 }
 
-vuf_ref_conn *vuf_ref_conn_new_direct(vuf_ref *dev, int main_fd, vuf_framer *in,
+vuf_ref_conn *vuf_ref_conn_new_direct(vuf_ref *dev, int main_fd, int peer_fd, vuf_framer *in,
                                       const vuf_ref_conn_opts *o)
 {
     vuf_ref_conn *c = conn_new(dev, main_fd, o);
     if (c) {
         c->direct = true;
+        c->identity_peer = peer_fd;
         vuf_endpoint_set_framer(c->main, in);
         vuf_endpoint_set_direct(c->main, true);
     }
@@ -215,8 +232,13 @@ static bool read_one(vuf_ref_conn *c, vuf_channel ch)
             /* a socket arrived: the device can now tell whether it is this
              * connection's own (asked once, when first needed) */
             uint64_t ino = 0, peer = 0;
-            if (vuf_unix_peer_ino(c->main_fd, &ino, &peer))
+            struct stat a, b;
+            if (c->identity_peer >= 0 && !fstat(c->main_fd, &a) && !fstat(c->identity_peer, &b)) {
+                ino = (uint64_t)a.st_ino; /* a pair in this process: both ends are here */
+                peer = (uint64_t)b.st_ino;
+            } else if (vuf_unix_peer_ino(c->main_fd, &ino, &peer)) {
                 peer = 0; /* no sock_diag: only the socket itself is recognised */
+            }
             vuf_ref_set_channel_identity(c->dev, ino, peer);
             c->identity = true;
         }
@@ -274,9 +296,8 @@ static void after_fds(vuf_ref_conn *c)
     if (!c->open)
         return;
     uint64_t polled = c->o.poll_queues ? vuf_ref_polled_queues(c->dev) : 0;
-    for (uint32_t q = 0; c->open && q < VUF_REF_MAX_QUEUES; q++)
-        if (polled >> q & 1)
-            kick(c, q);
+    for (; c->open && polled; polled &= polled - 1)
+        kick(c, (uint32_t)__builtin_ctzll(polled));
     if (c->open && c->be_deadline && now_ms() >= c->be_deadline)
         vuf_ref_conn_backend_timeout(c);
 }
@@ -336,9 +357,10 @@ bool vuf_ref_conn_run(vuf_ref_conn *c, bool poll_fds)
     if (poll_fds)
         return vuf_ref_conn_step(c, 0);
     /* only the framer can hold something */
+    static const vuf_pollset nothing_ready = {.n = 0};
     c->pi_main = c->pi_be = -1;
     c->nk = 0;
-    return vuf_ref_conn_dispatch(c, &(vuf_pollset){.n = 0, .timeout_ms = 0});
+    return vuf_ref_conn_dispatch(c, &nothing_ready);
 }
 
 void vuf_ref_conn_kick(vuf_ref_conn *c, uint32_t q)

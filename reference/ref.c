@@ -226,9 +226,14 @@ void vuf_ref_out_init(vuf_ref_out *o)
 
 void vuf_ref_out_clear(vuf_ref_out *o)
 {
+    /* the message buffers are written before they are read (out_msg):
+     * only what says what to do is reset, not 4 KiB of bytes per message */
     for (size_t i = 0; i < o->nmsgs; i++)
         close_fd(&o->msgs[i].fd);
-    vuf_ref_out_init(o);
+    o->nmsgs = 0;
+    o->call_mask = o->err_mask = 0;
+    o->log_changed = o->flush = o->backend_opened = o->backend_closed = o->close = false;
+    o->reason = o->rule = NULL;
 }
 
 static vuf_ref_msg *out_msg(vuf_ref_out *o, vuf_channel ch, uint32_t id, uint32_t flags,

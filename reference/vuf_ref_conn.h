@@ -63,9 +63,16 @@ vuf_ref_conn *vuf_ref_conn_new(vuf_ref *dev, int main_fd, const vuf_ref_conn_opt
  * there and closes it to disconnect); replies are reported as events only.
  * main_fd (owned) is the device's end of a real socket pair standing for the
  * main channel: never read or written, it gives the channel its identity
- * (a SET_BACKEND_REQ_FD carrying the main channel's own socket is known). */
-vuf_ref_conn *vuf_ref_conn_new_direct(vuf_ref *dev, int main_fd, vuf_framer *in,
+ * (a SET_BACKEND_REQ_FD carrying the main channel's own socket is known);
+ * peer_fd (not owned) is the pair's other end, whose inode is the peer's. */
+vuf_ref_conn *vuf_ref_conn_new_direct(vuf_ref *dev, int main_fd, int peer_fd, vuf_framer *in,
                                       const vuf_ref_conn_opts *o);
+
+/* A new connection on the same objects, the old one closed first (no
+ * allocation: the harness's in-process target reuses one per session).
+ * peer_fd: as for vuf_ref_conn_new_direct (ignored over a socket). Reports
+ * "open main". */
+void vuf_ref_conn_reopen(vuf_ref_conn *c, int main_fd, int peer_fd);
 
 /* Wait up to timeout_ms for something to do, then do everything that is
  * ready (bounded). Returns false once the connection is closed. */

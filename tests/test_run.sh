@@ -28,5 +28,12 @@ has "campaign figures: exec/s" 'executions: +[0-9]+ in 5s, [0-9]+ exec/s'
 has "campaign figures: coverage" 'coverage: +[0-9]+ edges'
 has "campaign figures: messages reached" 'messages: +[0-9]+ of the [0-9]+ front-end messages'
 has "no findings" 'findings: +none'
+has "skipped inputs are counted" 'skipped inputs: +[0-9]+ \([0-9]+ not buildable'
+# two jobs sharing a corpus, the figures merged
+VUF_BUILD=$B bash scripts/run.sh --seconds 3 --jobs 2 >"$out" 2>&1
+rc=$?
+if [ "$rc" -eq 0 ]; then ok "scripts/run.sh --jobs 2 exits 0"; else ko "--jobs 2: exit $rc"; tail -20 "$out"; fi
+has "--jobs 2: merged figures" 'executions: +[0-9]+ in 3s, [0-9]+ exec/s \(2 job\(s\)'
+bash scripts/run.sh --jobs 0 >"$out" 2>&1; [ $? -eq 2 ] && ok "--jobs 0: exit 2" || ko "--jobs 0 accepted"
 echo "$pass passed, $fail failed"
 [ "$fail" -eq 0 ]

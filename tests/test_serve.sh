@@ -5,7 +5,8 @@
 # conversation, `resize` on --commands reaches the front-end as
 # BACKEND_CONFIG_CHANGE_MSG on the back-end channel, SIGTERM stops it cleanly
 # (exit 0, socket removed), --connect reconnects after the front-end goes
-# away, and bad arguments exit 2.
+# away, the trace is appended to (never cut, not even by a second server that
+# cannot listen), and bad arguments exit 2.
 set -uo pipefail
 B=${1:?usage: test_serve.sh BUILD_DIR}
 V="$B/vufuzz"
@@ -86,9 +87,35 @@ grep -q "^conn 1 features" "$tmp/fe2.out" && ok "--connect reconnected for a sec
 kill -INT "$spid"; wait "$spid"; src=$?
 [ "$src" -eq 0 ] && ok "SIGINT: exit 0" || ko "SIGINT: exit $src"
 
-# 3. usage errors
+# 3. the trace is appended to, never cut, and a second serve on a live socket
+# leaves the first one's trace alone; an idle server stops at once
+"$V" serve --socket "$tmp/s3" --trace "$tmp/t3" 2>"$tmp/serve3.log" &
+spid=$!; pids+=("$spid")
+for _ in $(seq 100); do [ -S "$tmp/s3" ] && break; sleep 0.05; done
+before=$(cat "$tmp/t3")
+"$V" serve --socket "$tmp/s3" --trace "$tmp/t3" 2>"$tmp/serve3b.log"; rc2=$?
+[ "$rc2" -eq 2 ] && grep -q "cannot listen" "$tmp/serve3b.log" && ok "a second serve on a live socket: exit 2" || ko "second serve: exit $rc2: $(cat "$tmp/serve3b.log")"
+[ "$(cat "$tmp/t3")" = "$before" ] && ok "the first server's trace is untouched" || ko "the trace changed: $(cat "$tmp/t3")"
+t0=$(date +%s%N)
+kill -TERM "$spid"; wait "$spid"; src=$?
+ms=$((($(date +%s%N) - t0) / 1000000))
+[ "$src" -eq 0 ] && ok "idle server: SIGTERM exit 0 after $ms ms" || ko "idle SIGTERM: exit $src"
+"$V" serve --socket "$tmp/s3" --trace "$tmp/t3" --once 2>/dev/null &
+spid=$!; pids+=("$spid")
+for _ in $(seq 100); do [ -S "$tmp/s3" ] && break; sleep 0.05; done
+kill -TERM "$spid"; wait "$spid"
+n=$(grep -c '^# vufuzz serve --socket .*(appended)$' "$tmp/t3")
+[ "$n" -eq 2 ] && ok "a second run appends to the trace (2 run headers)" || ko "$n run headers in: $(cat "$tmp/t3")"
+"$V" serve --socket "$tmp/nobody-listens" --connect 2>"$tmp/serve4.log" &
+spid=$!; pids+=("$spid")
+for _ in $(seq 50); do grep -q waiting "$tmp/serve4.log" && break; sleep 0.05; done
+grep -q "connecting to $tmp/nobody-listens (waiting until it listens" "$tmp/serve4.log" && ok "--connect says it is waiting" || ko "--connect log: $(cat "$tmp/serve4.log")"
+kill -TERM "$spid"; wait "$spid"
+
+# 4. usage errors
 "$V" serve >/dev/null 2>&1; [ $? -eq 2 ] && ok "no --socket: exit 2" || ko "no --socket"
 "$V" serve --socket "$tmp/x" --queues 0 >/dev/null 2>&1; [ $? -eq 2 ] && ok "--queues 0: exit 2" || ko "--queues 0"
 "$V" serve --socket "$tmp/x" --disk /nonexistent >/dev/null 2>&1; [ $? -eq 2 ] && ok "missing disk: exit 2" || ko "missing disk"
+"$V" serve --socket >"$tmp/u" 2>&1; [ $? -eq 2 ] && grep -q 'option --socket needs a value' "$tmp/u" && [ "$(wc -l <"$tmp/u")" -le 5 ] && ok "a missing value: named, one line of usage" || ko "missing value: $(cat "$tmp/u")"
 echo "$pass passed, $fail failed"
 [ "$fail" -eq 0 ]

@@ -5,9 +5,14 @@
 #include "vuf_sha256.h"
 #include "vuf_util.h"
 
+#include <errno.h>
+
+#include <fcntl.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 void vuf_cli_print_diag(FILE *f, const vuf_diag *d, bool is_error)
 {
@@ -152,4 +157,38 @@ int vuf_cli_next(vuf_cli_parser *p, const char **val)
     }
     vuf_cli_usage_error(p->cmd, p->usage_line, "unknown option '%s'", a);
     return VUF_CLI_ERROR;
+}
+
+/* ---- signals for event loops ---- */
+
+static int signal_pipe[2] = {-1, -1};
+
+static void on_signal(int sig)
+{
+    int e = errno;
+    unsigned char b = (unsigned char)sig;
+    if (write(signal_pipe[1], &b, 1) < 0) {
+        /* full: a signal is pending already */
+    }
+    errno = e;
+}
+
+int vuf_cli_signal_fd(const int *sigs, size_t n)
+{
+    if (signal_pipe[0] < 0 && pipe2(signal_pipe, O_CLOEXEC | O_NONBLOCK))
+        return -1;
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_signal;
+    sigemptyset(&sa.sa_mask);
+    for (size_t i = 0; i < n; i++)
+        sigaction(sigs[i], &sa, NULL);
+    signal(SIGPIPE, SIG_IGN);
+    return signal_pipe[0];
+}
+
+int vuf_cli_signal_next(int fd)
+{
+    unsigned char b;
+    return read(fd, &b, 1) == 1 ? b : 0;
 }

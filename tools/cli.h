@@ -67,4 +67,11 @@ void vuf_cli_init(vuf_cli_parser *p, const char *cmd, const char *usage_line,
  * (the caller returns 2). */
 int vuf_cli_next(vuf_cli_parser *p, const char **val);
 
+/* ---- signals ----
+ * Signals as an fd an event loop polls (a self-pipe): each of sigs, when it
+ * arrives, makes the fd readable; vuf_cli_signal_next returns the next one
+ * (0 when none is left). SIGPIPE is ignored. Returns the fd, or -1. */
+int vuf_cli_signal_fd(const int *sigs, size_t n);
+int vuf_cli_signal_next(int fd);
+
 #endif

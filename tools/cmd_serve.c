@@ -1,6 +1,11 @@
 /* SPDX-License-Identifier: Apache-2.0 */
-/* vufuzz serve: run the reference vhost-user-blk device on a Unix socket. */
+/* vufuzz serve: run the reference vhost-user-blk device on a Unix socket.
+ *
+ * One event loop (vuf_pollset): the listening socket or the reconnect timer,
+ * the connection's fds (vuf_ref_conn_poll_add), stdin commands, and the
+ * signals (a self-pipe), so a stop or a command is acted on at once. */
 #include "cli.h"
+#include "vuf_endpoint.h"
 #include "vuf_ref.h"
 #include "vuf_ref_conn.h"
 #include "vuf_trace.h"
@@ -9,7 +14,6 @@
 
 #include <errno.h>
 #include <fcntl.h>
-#include <poll.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
@@ -18,41 +22,40 @@
 #include <time.h>
 #include <unistd.h>
 
+static const char usage_line[] =
+    "usage: vufuzz serve --socket PATH [--connect] [--disk FILE | --size BYTES]\n"
+    "                    [--queues N] [--read-only] [--trace FILE] [--once]\n"
+    "                    [--backend-timeout MS] [--commands] [--spec FILE]";
+
 static void usage(FILE *f)
 {
-    fprintf(f, "usage: vufuzz serve --socket PATH [--connect] [--disk FILE | --size BYTES]\n"
-               "                    [--queues N] [--read-only] [--trace FILE] [--once]\n"
-               "                    [--backend-timeout MS] [--commands] [--spec FILE]\n\n"
-               "Serve the reference vhost-user-blk back-end (reference/) on a Unix socket.\n"
-               "Every message is validated from the spec table; refused messages get the\n"
-               "reaction of docs/reaction-policy.md.\n\n"
-               "  --socket PATH         the vhost-user socket\n"
-               "  --connect             connect to PATH (reconnecting every second) instead\n"
-               "                        of listening on it\n"
-               "  --disk FILE           serve this disk image (mapped; FLUSH syncs it)\n"
-               "  --size BYTES          a RAM disk of this size (default 1M; K, M, G suffixes)\n"
-               "  --queues N            virtqueues, 1..64 (default 1)\n"
-               "  --read-only           offer VIRTIO_BLK_F_RO and refuse writes\n"
-               "  --trace FILE          log every conversation in the trace format\n"
-               "                        (docs/trace-format.md; '-' for stdout)\n"
-               "  --once                exit after the first connection ends\n"
-               "  --backend-timeout MS  give up waiting for a back-end channel reply after\n"
-               "                        MS milliseconds (default 1000)\n"
-               "  --commands            read commands on stdin: 'resize BYTES', 'stats', 'quit'\n"
-               "  --spec FILE           use this table instead of the built-in one\n\n"
-               "SIGINT and SIGTERM stop the server cleanly; SIGUSR1 re-reads the size of\n"
-               "--disk FILE (resize it first) and tells the front-end (CONFIG_CHANGE).\n"
-               "Exit status: 0 clean stop, 2 usage or setup error.\n");
-}
-
-static volatile sig_atomic_t stop_sig, resize_sig;
-
-static void on_signal(int s)
-{
-    if (s == SIGUSR1)
-        resize_sig = 1;
-    else
-        stop_sig = s;
+    fprintf(f,
+            "%s\n\n"
+            "Serve the reference vhost-user-blk back-end (reference/) on a Unix socket.\n"
+            "Every message is validated from the spec table; refused messages get the\n"
+            "reaction of docs/reaction-policy.md.\n\n"
+            "  --socket PATH         the vhost-user socket\n"
+            "  --connect             connect to PATH (retrying every second, and again\n"
+            "                        after each connection ends) instead of listening\n"
+            "  --disk FILE           serve this disk image (mapped; FLUSH syncs it)\n"
+            "  --size BYTES          a RAM disk of this size (default 1M; K, M, G suffixes)\n"
+            "  --queues N            virtqueues, 1..64 (default 1)\n"
+            "  --read-only           offer VIRTIO_BLK_F_RO and refuse writes\n"
+            "  --trace FILE          log every conversation in the trace format\n"
+            "                        (docs/trace-format.md; '-' for stdout), with the\n"
+            "                        device's refusals, given-up waits and late replies as\n"
+            "                        notes; an existing FILE is appended to, each run\n"
+            "                        starting with a comment line\n"
+            "  --once                exit after the first connection ends\n"
+            "  --backend-timeout MS  give up waiting for a back-end channel reply after\n"
+            "                        MS milliseconds (default 1000)\n"
+            "  --commands            read commands on stdin: 'resize BYTES', 'stats', 'quit'\n"
+            "  --spec FILE           use this table instead of the built-in one\n\n"
+            "SIGINT and SIGTERM stop the server at once, cleanly. SIGUSR1 re-reads the\n"
+            "size of --disk FILE (resize the file first) and tells the front-end\n"
+            "(CONFIG_CHANGE); a RAM disk (--size) changes size only with 'resize BYTES'.\n"
+            "Exit status: 0 clean stop, 2 usage or setup error.\n",
+            usage_line);
 }
 
 typedef struct {
@@ -63,6 +66,8 @@ typedef struct {
     FILE *trace;
     const vuf_spec *spec;
     unsigned long conns, events;
+    vuf_ref *dev;
+    vuf_ref_conn *conn;
 } server;
 
 static void on_event(void *ctx, const vuf_event *ev)
@@ -100,7 +105,7 @@ static void *map_disk(int fd, uint64_t size, bool ro)
 }
 
 /* A new disk of `size` bytes (the old contents kept as far as they go). */
-static int resize_disk(server *sv, uint64_t size, vuf_ref_conn *conn, vuf_ref *dev)
+static int resize_disk(server *sv, uint64_t size)
 {
     if (sv->disk_fd >= 0) {
         if (sv->read_only && size != sv->size)
@@ -117,12 +122,12 @@ static int resize_disk(server *sv, uint64_t size, vuf_ref_conn *conn, vuf_ref *d
     uint64_t old_size = sv->size;
     sv->disk = nd;
     sv->size = size;
-    if (conn)
-        vuf_ref_conn_set_disk(conn, nd, size);
-    else {
+    if (sv->conn) {
+        vuf_ref_conn_set_disk(sv->conn, nd, size);
+    } else {
         vuf_ref_out out;
         vuf_ref_out_init(&out);
-        vuf_ref_set_disk(dev, nd, size, &out);
+        vuf_ref_set_disk(sv->dev, nd, size, &out);
         vuf_ref_out_clear(&out);
     }
     if (old)
@@ -132,7 +137,7 @@ static int resize_disk(server *sv, uint64_t size, vuf_ref_conn *conn, vuf_ref *d
 }
 
 /* One command line from stdin. false: quit. */
-static bool command(server *sv, const char *line, vuf_ref_conn *conn, vuf_ref *dev)
+static bool command(server *sv, const char *line)
 {
     char word[32];
     char arg[64] = "";
@@ -142,10 +147,11 @@ static bool command(server *sv, const char *line, vuf_ref_conn *conn, vuf_ref *d
     if (!strcmp(word, "quit"))
         return false;
     if (!strcmp(word, "stats")) {
-        fprintf(stderr, "vufuzz serve: %lu connections, %lu events, %llu requests completed\n",
-                sv->conns, sv->events, (unsigned long long)vuf_ref_chains_completed(dev));
+        fprintf(stderr, "vufuzz serve: %lu connection%s, %lu events, %llu requests completed\n",
+                sv->conns, sv->conns == 1 ? "" : "s", sv->events,
+                (unsigned long long)vuf_ref_chains_completed(sv->dev));
     } else if (!strcmp(word, "resize") && vuf_parse_size(arg, &size)) {
-        if (resize_disk(sv, size, conn, dev))
+        if (resize_disk(sv, size))
             fprintf(stderr, "vufuzz serve: resize to %s failed: %s\n", arg, strerror(errno));
     } else {
         fprintf(stderr, "vufuzz serve: unknown command '%s' (resize BYTES, stats, quit)\n", word);
@@ -153,14 +159,9 @@ static bool command(server *sv, const char *line, vuf_ref_conn *conn, vuf_ref *d
     return true;
 }
 
-/* Read and run stdin commands if a line is ready. false: quit. */
-static bool poll_commands(server *sv, vuf_ref_conn *conn, vuf_ref *dev, bool *on)
+/* Read and run the stdin commands that are there. false: quit. */
+static bool read_commands(server *sv, bool *on)
 {
-    if (!*on)
-        return true;
-    struct pollfd p = {.fd = 0, .events = POLLIN};
-    if (poll(&p, 1, 0) <= 0)
-        return true;
     char line[256];
     ssize_t n = read(0, line, sizeof line - 1);
     if (n <= 0) {
@@ -169,85 +170,129 @@ static bool poll_commands(server *sv, vuf_ref_conn *conn, vuf_ref *dev, bool *on
     }
     line[n] = 0;
     for (char *save = NULL, *l = strtok_r(line, "\n", &save); l; l = strtok_r(NULL, "\n", &save))
-        if (!command(sv, l, conn, dev))
+        if (!command(sv, l))
             return false;
     return true;
 }
 
-static void handle_resize_signal(server *sv, vuf_ref_conn *conn, vuf_ref *dev)
+static void resize_from_file(server *sv)
 {
-    if (!resize_sig)
-        return;
-    resize_sig = 0;
     struct stat st;
     if (sv->disk_fd < 0 || fstat(sv->disk_fd, &st)) {
-        fprintf(stderr, "vufuzz serve: SIGUSR1 resizes --disk FILE only\n");
+        fprintf(stderr, "vufuzz serve: SIGUSR1 resizes --disk FILE only (a RAM disk: the "
+                        "'resize BYTES' command)\n");
         return;
     }
-    if ((uint64_t)st.st_size != sv->size && resize_disk(sv, (uint64_t)st.st_size, conn, dev))
+    if ((uint64_t)st.st_size != sv->size && resize_disk(sv, (uint64_t)st.st_size))
         fprintf(stderr, "vufuzz serve: resize failed: %s\n", strerror(errno));
 }
 
+static void connection_ended(server *sv)
+{
+    const char *why = vuf_ref_last_reason(sv->dev);
+    fprintf(stderr, "vufuzz serve: connection %lu closed%s%s%s (%llu requests completed)\n",
+            sv->conns, why ? " (last refusal: " : "", why ? why : "", why ? ")" : "",
+            (unsigned long long)vuf_ref_chains_completed(sv->dev));
+    vuf_ref_conn_free(sv->conn);
+    sv->conn = NULL;
+}
+
+static int64_t now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+enum {
+    O_SOCKET,
+    O_CONNECT,
+    O_DISK,
+    O_SIZE,
+    O_QUEUES,
+    O_READ_ONLY,
+    O_TRACE,
+    O_ONCE,
+    O_BE_TIMEOUT,
+    O_COMMANDS,
+    O_SPEC
+};
+
 int vuf_cmd_serve(int argc, char **argv)
 {
-    const char *sock = NULL, *disk_path = NULL, *trace_path = NULL, *spec_path = NULL;
+    static const vuf_cli_opt opts[] = {[O_SOCKET] = {"--socket", "PATH"},
+                                       [O_CONNECT] = {"--connect", NULL},
+                                       [O_DISK] = {"--disk", "FILE"},
+                                       [O_SIZE] = {"--size", "BYTES"},
+                                       [O_QUEUES] = {"--queues", "N"},
+                                       [O_READ_ONLY] = {"--read-only", NULL},
+                                       [O_TRACE] = {"--trace", "FILE"},
+                                       [O_ONCE] = {"--once", NULL},
+                                       [O_BE_TIMEOUT] = {"--backend-timeout", "MS"},
+                                       [O_COMMANDS] = {"--commands", NULL},
+                                       [O_SPEC] = {"--spec", "FILE"},
+                                       {NULL, NULL}};
+    const char *sock = NULL, *disk_path = NULL, *trace_path = NULL, *spec_path = NULL, *val;
     bool connect_mode = false, once = false, ro = false, cmds = false;
     uint64_t size = 1 << 20, queues = 1, be_timeout = 1000;
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i];
-        bool more = i + 1 < argc;
-        if (vuf_cli_is_help(a)) {
+    vuf_cli_parser p;
+    vuf_cli_init(&p, "serve", usage_line, opts, argc, argv);
+    for (int k; (k = vuf_cli_next(&p, &val)) != VUF_CLI_END;) {
+        switch (k) {
+        case VUF_CLI_HELP:
             usage(stdout);
             return 0;
-        } else if (!strcmp(a, "--socket") && more) {
-            sock = argv[++i];
-        } else if (!strcmp(a, "--disk") && more) {
-            disk_path = argv[++i];
-        } else if (!strcmp(a, "--size") && more) {
-            if (!vuf_parse_size(argv[++i], &size)) {
-                fprintf(stderr, "vufuzz serve: bad size '%s' (BYTES, with K, M or G)\n", argv[i]);
-                return 2;
-            }
-        } else if (!strcmp(a, "--queues") && more) {
-            if (!vuf_parse_size(argv[++i], &queues) || queues < 1 || queues > VUF_REF_MAX_QUEUES) {
-                fprintf(stderr, "vufuzz serve: bad queue count '%s' (1..%d)\n", argv[i],
-                        VUF_REF_MAX_QUEUES);
-                return 2;
-            }
-        } else if (!strcmp(a, "--backend-timeout") && more) {
-            if (!vuf_parse_size(argv[++i], &be_timeout) || be_timeout > 3600000) {
-                fprintf(stderr, "vufuzz serve: bad timeout '%s' (ms)\n", argv[i]);
-                return 2;
-            }
-        } else if (!strcmp(a, "--trace") && more) {
-            trace_path = argv[++i];
-        } else if (!strcmp(a, "--spec") && more) {
-            spec_path = argv[++i];
-        } else if (!strcmp(a, "--connect")) {
-            connect_mode = true;
-        } else if (!strcmp(a, "--once")) {
-            once = true;
-        } else if (!strcmp(a, "--read-only")) {
-            ro = true;
-        } else if (!strcmp(a, "--commands")) {
-            cmds = true;
-        } else {
-            fprintf(stderr, "vufuzz serve: unexpected '%s'\n\n", a);
-            usage(stderr);
+        case VUF_CLI_ERROR:
             return 2;
+        case VUF_CLI_POS:
+            return vuf_cli_usage_error("serve", usage_line, "unexpected '%s'", val);
+        case O_SOCKET:
+            sock = val;
+            break;
+        case O_DISK:
+            disk_path = val;
+            break;
+        case O_SIZE:
+            if (!vuf_parse_size(val, &size))
+                return vuf_cli_usage_error("serve", usage_line,
+                                           "bad size '%s' (BYTES, with K, M or G)", val);
+            break;
+        case O_QUEUES:
+            if (!vuf_parse_u64(val, &queues) || queues < 1 || queues > VUF_REF_MAX_QUEUES)
+                return vuf_cli_usage_error("serve", usage_line, "bad queue count '%s' (1..%d)", val,
+                                           VUF_REF_MAX_QUEUES);
+            break;
+        case O_BE_TIMEOUT:
+            if (!vuf_parse_u64(val, &be_timeout) || be_timeout > 3600000)
+                return vuf_cli_usage_error("serve", usage_line, "bad timeout '%s' (ms)", val);
+            break;
+        case O_TRACE:
+            trace_path = val;
+            break;
+        case O_SPEC:
+            spec_path = val;
+            break;
+        case O_CONNECT:
+            connect_mode = true;
+            break;
+        case O_ONCE:
+            once = true;
+            break;
+        case O_READ_ONLY:
+            ro = true;
+            break;
+        case O_COMMANDS:
+            cmds = true;
+            break;
         }
     }
-    if (!sock) {
-        fprintf(stderr, "vufuzz serve: --socket PATH is required\n\n");
-        usage(stderr);
-        return 2;
-    }
+    if (!sock)
+        return vuf_cli_usage_error("serve", usage_line, "--socket PATH is required");
     const vuf_spec *spec = vuf_cli_open_spec(spec_path);
     if (!spec)
         return 2;
     server sv = {.disk_fd = -1, .read_only = ro, .spec = spec};
     int rc = 2, lfd = -1;
-    vuf_ref *dev = NULL;
     if (disk_path) {
         sv.disk_fd = open(disk_path, (ro ? O_RDONLY : O_RDWR) | O_CLOEXEC);
         struct stat st;
@@ -265,15 +310,6 @@ int vuf_cmd_serve(int argc, char **argv)
                 strerror(errno));
         goto out;
     }
-    if (trace_path) {
-        sv.trace = strcmp(trace_path, "-") ? fopen(trace_path, "w") : stdout;
-        if (!sv.trace) {
-            fprintf(stderr, "vufuzz serve: %s: %s\n", trace_path, strerror(errno));
-            goto out;
-        }
-        fprintf(sv.trace, "# vufuzz serve --socket %s: the reference device's conversations\n",
-                sock);
-    }
     vuf_ref_config cfg;
     vuf_ref_config_default(&cfg);
     cfg.disk = sv.disk;
@@ -281,18 +317,17 @@ int vuf_cmd_serve(int argc, char **argv)
     cfg.read_only = ro;
     cfg.queues = (uint32_t)queues;
     char err[200];
-    dev = vuf_ref_new(spec, &cfg, err, sizeof err);
-    if (!dev) {
+    sv.dev = vuf_ref_new(spec, &cfg, err, sizeof err);
+    if (!sv.dev) {
         fprintf(stderr, "vufuzz serve: %s\n", err);
         goto out;
     }
-    struct sigaction sa;
-    memset(&sa, 0, sizeof sa);
-    sa.sa_handler = on_signal;
-    sigaction(SIGINT, &sa, NULL);
-    sigaction(SIGTERM, &sa, NULL);
-    sigaction(SIGUSR1, &sa, NULL);
-    signal(SIGPIPE, SIG_IGN);
+    static const int sigs[] = {SIGINT, SIGTERM, SIGUSR1};
+    int sigfd = vuf_cli_signal_fd(sigs, 3);
+    if (sigfd < 0) {
+        fprintf(stderr, "vufuzz serve: cannot watch signals: %s\n", strerror(errno));
+        goto out;
+    }
     if (!connect_mode) {
         lfd = vuf_unix_listen(sock);
         if (lfd < 0) {
@@ -301,6 +336,25 @@ int vuf_cmd_serve(int argc, char **argv)
         }
         fprintf(stderr, "vufuzz serve: listening on %s (%llu-byte disk, %llu queue%s)\n", sock,
                 (unsigned long long)size, (unsigned long long)queues, queues > 1 ? "s" : "");
+    } else {
+        fprintf(stderr,
+                "vufuzz serve: connecting to %s (waiting until it listens; retrying every "
+                "second)\n",
+                sock);
+    }
+    /* the trace is opened once the socket is ours: a second serve on a live
+     * socket leaves the first one's trace alone */
+    if (trace_path) {
+        sv.trace = strcmp(trace_path, "-") ? fopen(trace_path, "a") : stdout;
+        if (!sv.trace) {
+            fprintf(stderr, "vufuzz serve: %s: %s\n", trace_path, strerror(errno));
+            goto out;
+        }
+        time_t t = time(NULL);
+        char when[64];
+        strftime(when, sizeof when, "%Y-%m-%dT%H:%M:%SZ", gmtime(&t));
+        fprintf(sv.trace, "# vufuzz serve --socket %s, started %s (appended)\n", sock, when);
+        fflush(sv.trace);
     }
     vuf_ref_conn_opts o = {.io_timeout_ms = 1000,
                            .backend_timeout_ms = (int)be_timeout,
@@ -310,56 +364,85 @@ int vuf_cmd_serve(int argc, char **argv)
                            .ctx = &sv};
     rc = 0;
     bool quit = false;
-    while (!stop_sig && !quit) {
-        int fd = connect_mode ? vuf_unix_connect(sock, 200) : vuf_unix_accept(lfd, 200);
-        handle_resize_signal(&sv, NULL, dev);
-        if (!poll_commands(&sv, NULL, dev, &cmds))
-            break;
-        if (fd < 0) {
-            if (errno != ETIMEDOUT && errno != EINTR && errno != ENOENT && errno != ECONNREFUSED) {
-                fprintf(stderr, "vufuzz serve: %s: %s\n", connect_mode ? "connect" : "accept",
-                        strerror(errno));
-                rc = 2;
-                break;
-            }
-            if (connect_mode)
-                sleep(1);
-            continue;
-        }
-        sv.conns++;
-        fprintf(stderr, "vufuzz serve: connection %lu opened\n", sv.conns);
-        vuf_ref_conn *conn = vuf_ref_conn_new(dev, fd, &o);
-        if (!conn) {
+    int64_t next_try = 0;
+    uint64_t done = 0;
+    while (!quit) {
+        vuf_pollset ps;
+        vuf_pollset_init(&ps, -1);
+        int i_sig = vuf_pollset_add(&ps, sigfd, POLLIN);
+        int i_cmd = cmds ? vuf_pollset_add(&ps, 0, POLLIN) : -1;
+        int i_lfd = !sv.conn ? vuf_pollset_add(&ps, lfd, POLLIN) : -1;
+        if (sv.conn)
+            vuf_ref_conn_poll_add(sv.conn, &ps);
+        else if (connect_mode)
+            vuf_pollset_deadline(&ps, (int)(next_try - now_ms()));
+        if (vuf_pollset_wait(&ps) < 0) {
+            fprintf(stderr, "vufuzz serve: poll: %s\n", strerror(errno));
             rc = 2;
             break;
         }
-        uint64_t done = vuf_ref_chains_completed(dev);
-        while (!stop_sig && vuf_ref_conn_step(conn, 100)) {
-            if (sv.trace && vuf_ref_chains_completed(dev) != done) {
+        if (vuf_pollset_revents(&ps, i_sig) & POLLIN) {
+            for (int s; (s = vuf_cli_signal_next(sigfd));) {
+                if (s == SIGUSR1) {
+                    resize_from_file(&sv);
+                    continue;
+                }
+                fprintf(stderr, "vufuzz serve: stopping on signal %d\n", s);
+                quit = true;
+            }
+            if (quit)
+                break;
+        }
+        if ((vuf_pollset_revents(&ps, i_cmd) & (POLLIN | POLLHUP)) && !read_commands(&sv, &cmds))
+            break;
+        if (sv.conn) {
+            if (!vuf_ref_conn_dispatch(sv.conn, &ps)) {
+                connection_ended(&sv);
+                if (once)
+                    break;
+                next_try = now_ms() + 1000; /* --connect: a pause before reconnecting */
+            } else if (sv.trace && vuf_ref_chains_completed(sv.dev) != done) {
                 /* data-plane progress, as a comment line of the trace */
-                done = vuf_ref_chains_completed(dev);
+                done = vuf_ref_chains_completed(sv.dev);
                 fprintf(sv.trace, "# data plane: %llu requests completed\n",
                         (unsigned long long)done);
                 fflush(sv.trace);
             }
-            handle_resize_signal(&sv, conn, dev);
-            if (!poll_commands(&sv, conn, dev, &cmds)) {
-                quit = true;
+            continue;
+        }
+        int fd = -1;
+        if (!connect_mode && (vuf_pollset_revents(&ps, i_lfd) & POLLIN)) {
+            fd = vuf_unix_accept(lfd, 100);
+            if (fd < 0 && errno != ETIMEDOUT && errno != EINTR) {
+                fprintf(stderr, "vufuzz serve: accept: %s\n", strerror(errno));
+                rc = 2;
                 break;
             }
+        } else if (connect_mode && now_ms() >= next_try) {
+            fd = vuf_unix_connect(sock, 0);
+            if (fd < 0 && errno != ENOENT && errno != ECONNREFUSED && errno != ETIMEDOUT &&
+                errno != EAGAIN) {
+                fprintf(stderr, "vufuzz serve: connect to %s: %s\n", sock, strerror(errno));
+                rc = 2;
+                break;
+            }
+            next_try = now_ms() + 1000;
         }
-        const char *why = vuf_ref_last_reason(dev);
-        fprintf(stderr, "vufuzz serve: connection %lu closed%s%s%s (%llu requests completed)\n",
-                sv.conns, why ? " (last refusal: " : "", why ? why : "", why ? ")" : "",
-                (unsigned long long)vuf_ref_chains_completed(dev));
-        vuf_ref_conn_free(conn);
-        if (once)
+        if (fd < 0)
+            continue;
+        sv.conns++;
+        fprintf(stderr, "vufuzz serve: connection %lu opened\n", sv.conns);
+        done = vuf_ref_chains_completed(sv.dev);
+        sv.conn = vuf_ref_conn_new(sv.dev, fd, &o);
+        if (!sv.conn) {
+            rc = 2;
             break;
+        }
     }
-    if (stop_sig)
-        fprintf(stderr, "vufuzz serve: stopping on signal %d\n", (int)stop_sig);
 out:
-    vuf_ref_free(dev);
+    if (sv.conn)
+        connection_ended(&sv);
+    vuf_ref_free(sv.dev);
     if (lfd >= 0) {
         close(lfd);
         unlink(sock);

@@ -388,6 +388,34 @@ static int set_blocking(int fd)
     return 0;
 }
 
+/* Does a socket listen at path? Read from /proc/net/unix (flag
+ * __SO_ACCEPTCON, 0x10000), so that asking does not connect to it: 1 yes,
+ * 0 no, -1 cannot tell. */
+static int listening_at(const char *path)
+{
+    FILE *f = fopen("/proc/net/unix", "re");
+    if (!f)
+        return -1;
+    char line[4096 + 128];
+    int live = 0;
+    size_t plen = strlen(path);
+    while (!live && fgets(line, sizeof line, f)) {
+        unsigned long flags;
+        char *p = line;
+        /* Num: RefCount Protocol Flags Type St Inode Path */
+        if (sscanf(p, "%*s %*s %*s %lx", &flags) != 1)
+            continue;
+        size_t n = strlen(line);
+        while (n && (line[n - 1] == '\n' || line[n - 1] == ' '))
+            line[--n] = 0;
+        if (n > plen && line[n - plen - 1] == ' ' && !strcmp(line + n - plen, path) &&
+            (flags & 0x10000))
+            live = 1;
+    }
+    fclose(f);
+    return live;
+}
+
 int vuf_unix_listen(const char *path)
 {
     struct sockaddr_un sa;
@@ -397,17 +425,23 @@ int vuf_unix_listen(const char *path)
     struct stat st;
     if (lstat(path, &st) == 0 && S_ISSOCK(st.st_mode)) {
         /* Only a socket nobody listens on is stale. */
-        int p = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
-        if (p < 0)
-            return -1;
-        int r = connect(p, (const struct sockaddr *)&sa, sizeof sa);
-        int e = errno;
-        close(p);
-        if (r == 0 || e == EAGAIN || e == EINPROGRESS) {
+        int live = listening_at(path);
+        if (live < 0) {
+            /* no /proc/net/unix: ask with a connect (the listener sees a
+             * connection come and go) */
+            int p = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+            if (p < 0)
+                return -1;
+            int r = connect(p, (const struct sockaddr *)&sa, sizeof sa);
+            int e = errno;
+            close(p);
+            live = r == 0 || e == EAGAIN || e == EINPROGRESS;
+        }
+        if (live) {
             errno = EADDRINUSE;
             return -1;
         }
-        if (e == ECONNREFUSED && unlink(path) < 0 && errno != ENOENT)
+        if (unlink(path) < 0 && errno != ENOENT)
             return -1;
     }
 

@@ -121,8 +121,9 @@ void vuf_close_fds(int *fds, size_t *nfds);
  *
  * vuf_unix_listen: a SOCK_STREAM socket listening on path, made non-blocking
  * (so vuf_unix_accept never blocks). If a socket file already exists at path
- * it is probed with a connect: a stale one (ECONNREFUSED) is unlinked, a live
- * one gives EADDRINUSE. Anything that is not a socket is never unlinked (bind
+ * it is looked up in /proc/net/unix (no connection is made to it: a live
+ * server sees nothing; a connect is the fallback without /proc): a stale one
+ * is unlinked, a live one gives EADDRINUSE. Anything that is not a socket is never unlinked (bind
  * then fails with EADDRINUSE). ENAMETOOLONG if path does not fit sun_path.
  *
  * vuf_unix_accept: wait up to timeout_ms for a connection on lfd (ETIMEDOUT

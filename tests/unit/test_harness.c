@@ -593,9 +593,17 @@ VUF_TEST(disk_guard)
         CHECK(disk && size == c.disk_size, "the disk");
         CHECK(readable(disk) && readable(disk + size - 1), "its bytes are readable");
         CHECK(!readable(disk + size), "the byte after it is not");
+        disk[0] = 7;
         t->ops->resize(t, 100);
-        disk = vuf_target_ref_disk(t, &size);
-        CHECK(size == 100 && !readable(disk + size), "after a resize too");
+        uint8_t *d2 = vuf_target_ref_disk(t, &size);
+        CHECK(size == 100 && d2 == disk && d2[0] == 7, "a resize keeps the disk and its bytes");
+        uint8_t *page_end = (uint8_t *)(((uintptr_t)d2 + size + 4095) & ~(uintptr_t)4095);
+        CHECK(readable(d2 + size - 1) && !readable(page_end),
+              "after a resize, the guard follows the disk's last page");
+        t->ops->resize(t, 4096 * 3 + 5);
+        d2 = vuf_target_ref_disk(t, &size);
+        CHECK(d2[0] == 7 && d2[100] == 0 && d2[size - 1] == 0 && !readable(d2 + size),
+              "a grow back reads zeros past the shrink, and the guard is exact again");
         t->ops->end(t);
         vuf_target_free(t);
     }
