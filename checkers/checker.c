@@ -677,3 +677,9 @@ size_t vuf_checker_finish(vuf_checker *c)
         owed_missing(c, (vuf_channel)ch, -1, "before the conversation ended");
     return c->nv - n0;
 }
+
+bool vuf_checker_reply_owed(const vuf_checker *c, vuf_channel ch)
+{
+    const pending_t *p = &c->pending[ch < VUF_CHAN_COUNT ? ch : VUF_CHAN_FRONTEND];
+    return p->active && (p->explicit_reply || p->ack_expected) && !c->closed[ch];
+}

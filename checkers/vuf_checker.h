@@ -68,5 +68,9 @@ typedef struct {
     uint32_t nregions;    /* memory regions known */
 } vuf_checker_state;
 void vuf_checker_state_get(const vuf_checker *c, vuf_checker_state *st);
+/* Is a reply owed on ch now (the responder has not answered the latest
+ * request that needs one, and the channel is open)? A front-end waits for
+ * it; the harness's external targets do the same. */
+bool vuf_checker_reply_owed(const vuf_checker *c, vuf_channel ch);
 
 #endif

@@ -184,6 +184,9 @@ void vuf_guest_teardown(vuf_guest *g)
             /* no hole punching here: the pages stay, zero */
         }
         r->dirty_lo = r->dirty_hi = 0;
+        if (r->allowed_hi > r->allowed_lo)
+            memset(r->allowed + r->allowed_lo, 0, r->allowed_hi - r->allowed_lo);
+        r->allowed_lo = r->allowed_hi = 0;
     }
     g->nreg = 0; /* the regions stay mapped for the next session */
 }
@@ -681,6 +684,11 @@ bool vuf_guest_compare(vuf_guest *g, uint64_t *gpa, uint64_t *len, size_t *regio
     bool computed = false, found = false;
     /* the allowed places are computed from the shadow (the memory as it was
      * before the step) before any of it takes the new bytes */
+    if (g->sticky) {
+        /* every descriptor seen adds to what stays allowed */
+        compute_allowed(&a);
+        computed = true;
+    }
     for (size_t i = 0; i < g->nreg; i++) {
         vuf_gregion *r = &g->reg[i];
         ext[i].n = 0;
@@ -709,8 +717,16 @@ bool vuf_guest_compare(vuf_guest *g, uint64_t *gpa, uint64_t *len, size_t *regio
         vuf_gregion *r = &g->reg[i];
         for (size_t k = 0; k < ext[i].n; k++)
             memcpy(r->shadow + ext[i].lo[k], r->map + ext[i].lo[k], ext[i].hi[k] - ext[i].lo[k]);
-        if (a.hi[i] > a.lo[i])
+        if (a.hi[i] <= a.lo[i])
+            continue;
+        if (!g->sticky) {
             memset(r->allowed + a.lo[i], 0, a.hi[i] - a.lo[i]);
+            continue;
+        }
+        if (r->allowed_hi == 0 || a.lo[i] < r->allowed_lo)
+            r->allowed_lo = a.lo[i];
+        if (a.hi[i] > r->allowed_hi)
+            r->allowed_hi = a.hi[i];
     }
     return !found;
 }

@@ -6,6 +6,7 @@
 #include "harness_int.h"
 #include "vuf_checker.h"
 #include "vuf_codec.h"
+#include "vuf_target_ext.h"
 #include "vuf_transport.h"
 
 #include <dirent.h>
@@ -16,6 +17,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #define MAX_ACTIONS 4096
@@ -39,8 +41,18 @@ const char *vuf_finding_kind_name(vuf_finding_kind k)
         return "fd-leak";
     case VUF_FINDING_GUEST_WRITE:
         return "guest-write";
+    case VUF_FINDING_CRASH:
+        return "crash";
+    case VUF_FINDING_EXIT:
+        return "exit";
+    case VUF_FINDING_SANITIZER:
+        return "sanitizer";
+    case VUF_FINDING_HANG:
+        return "hang";
     case VUF_FINDING_BAD_INPUT:
         return "bad-input";
+    case VUF_FINDING_TARGET_ERROR:
+        return "target-error";
     }
     return "invalid";
 }
@@ -67,12 +79,18 @@ struct vuf_harness {
     vuf_session_wire *wire;
     vuf_guest g;
     vuf_fdset fds;
-    /* the back-end channel, as the events tell it */
+    bool async; /* the target is not synchronous: replies are awaited */
+    bool events_from_target;
+    int reply_timeout_ms;
+    /* the back-end channel, as the events tell it; the front-end's end of
+     * it (reports events when the target does not) */
+    vuf_endpoint *be_ep;
     bool be_pending, be_traffic;
     uint32_t be_id, be_last_id;
     int kick[VUF_H_MAX_QUEUES]; /* the eventfd the front-end kicks queue q with, or -1 */
     narrowing narrow;
     uint64_t passes;
+    bool injected; /* the oracle self-test's stray write was made this session */
     /* the fd accounting */
     int received[MAX_RECEIVED];
     size_t nreceived;
@@ -123,9 +141,9 @@ static void guest_check(vuf_harness *h)
         uint64_t passes = h->t->ops->ring_passes(h->t);
         if (passes == h->passes)
             return; /* the rings did not run: the device touched no guest memory */
-        bool first = !h->passes;
         h->passes = passes;
-        if (h->o.inject_stray_write && first) {
+        if (h->o.inject_stray_write && !h->injected) {
+            h->injected = true;
             int ri;
             uint64_t off;
             uint8_t *p = vuf_guest_ptr(&h->g, h->o.inject_stray_write, 1, &ri, &off);
@@ -133,7 +151,10 @@ static void guest_check(vuf_harness *h)
                 *p ^= 0xff; /* not through vuf_guest_write: the shadow does not see it */
         }
     }
-    if (!h->g.armed || h->o.no_guest_oracle) {
+    bool rings = false;
+    for (size_t q = 0; q < VUF_H_MAX_QUEUES; q++)
+        rings |= h->g.rings[q].n > 0;
+    if (!h->g.armed || h->o.no_guest_oracle || !rings) {
         vuf_guest_sync(&h->g);
         return;
     }
@@ -241,11 +262,14 @@ static void finish_checker(vuf_harness *h)
 
 /* ---------- the back-end channel, front-end side ---------- */
 
-/* Read what the device sent on the front-end's socket ends (the target
- * reported it already): which one is the back-end channel. */
+/* Read what the peer sent on the front-end's socket ends: which one is the
+ * back-end channel, and (when the target does not report events) its
+ * requests, as events. */
 static void collect(vuf_harness *h)
 {
-    if (!h->be_traffic || !h->fds.npeers)
+    if (h->events_from_target && !h->be_traffic)
+        return; /* nothing was sent there */
+    if (!h->fds.npeers)
         return;
     h->be_traffic = false;
     struct pollfd pf[VUF_H_MAX_PEERS];
@@ -254,16 +278,13 @@ static void collect(vuf_harness *h)
     if (poll(pf, (nfds_t)h->fds.npeers, 0) <= 0)
         return;
     for (size_t i = 0; i < h->fds.npeers; i++) {
-        if (h->fds.peers[i] < 0 || !(pf[i].revents & POLLIN))
+        if (h->fds.peers[i] < 0 || !(pf[i].revents & (POLLIN | POLLHUP)))
             continue;
+        vuf_endpoint_set_fd(h->be_ep, h->fds.peers[i]);
         for (int k = 0; k < 64; k++) {
-            uint8_t pl[256];
-            vuf_rx_msg rx;
-            memset(&rx, 0, sizeof rx);
-            rx.payload = pl;
-            rx.payload_cap = sizeof pl;
-            vuf_io_status st = vuf_recv_msg(h->fds.peers[i], &rx, 0);
-            vuf_close_fds(rx.fds, &rx.nfds);
+            vuf_endpoint_msg m;
+            vuf_io_status st = vuf_endpoint_recv(h->be_ep, &m, 0);
+            vuf_close_fds(m.fds, &m.nfds);
             if (st != VUF_IO_OK)
                 break;
             h->fds.be_peer = (int)i;
@@ -271,23 +292,77 @@ static void collect(vuf_harness *h)
     }
 }
 
-/* Let the peer do everything the last action caused: step until a step
- * reports no new event (bounded). */
-static void step(vuf_harness *h)
+/* The front-end's end of the back-end channel, for a write. */
+static vuf_endpoint *be_send_ep(vuf_harness *h)
 {
-    for (int i = 0; i < STEPS && h->t->ops->connected(h->t); i++) {
-        uint64_t ev = h->st.events;
+    int sock = vuf_fdset_backend(&h->fds);
+    if (sock < 0)
+        return NULL;
+    vuf_endpoint_set_fd(h->be_ep, sock);
+    return h->be_ep;
+}
+
+static void auto_ack(vuf_harness *h);
+
+static int64_t now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* An asynchronous peer: read what it sent, answer its requests, and wait for
+ * the reply the checker says is owed on the main channel, up to the reply
+ * deadline (then: a hang). */
+static void settle_async(vuf_harness *h)
+{
+    int64_t deadline = now_ms() + h->reply_timeout_ms;
+    for (;;) {
         h->t->ops->step(h->t);
         collect(h);
-        if (h->st.events == ev)
+        if (h->be_pending) {
+            auto_ack(h); /* the peer may wait for it before it answers */
+            continue;
+        }
+        if (!h->t->ops->connected(h->t) || !vuf_checker_reply_owed(h->chk, VUF_CHAN_FRONTEND))
             break;
+        int64_t left = deadline - now_ms();
+        if (left <= 0) {
+            finding(h, VUF_FINDING_HANG, "hang",
+                    "no reply within %d ms to the request of action %zu that needs one",
+                    h->reply_timeout_ms, h->action);
+            break;
+        }
+        vuf_pollset p;
+        vuf_pollset_init(&p, left > 50 ? 50 : (int)left);
+        h->t->ops->poll_add(h->t, &p);
+        for (size_t i = 0; i < h->fds.npeers; i++)
+            vuf_pollset_add(&p, h->fds.peers[i], POLLIN);
+        vuf_pollset_wait(&p);
+    }
+}
+
+/* Let the peer do everything the last action caused: a synchronous target
+ * steps until a step reports no new event (bounded). */
+static void step(vuf_harness *h)
+{
+    if (h->async) {
+        settle_async(h);
+    } else {
+        for (int i = 0; i < STEPS && h->t->ops->connected(h->t); i++) {
+            uint64_t ev = h->st.events;
+            h->t->ops->step(h->t);
+            collect(h);
+            if (h->st.events == ev)
+                break;
+        }
     }
     guest_check(h);
 }
 
 static void backend_reply(vuf_harness *h, const Vuf__BackendReply *b)
 {
-    int sock = vuf_fdset_backend(&h->fds);
+    vuf_endpoint *ep = be_send_ep(h);
     uint32_t id = h->be_pending ? h->be_id : h->be_last_id;
     h->be_pending = false;
     if (b->kind == VUF__BACKEND_REPLY__KIND__NEVER || b->kind == VUF__BACKEND_REPLY__KIND__LATE) {
@@ -296,7 +371,7 @@ static void backend_reply(vuf_harness *h, const Vuf__BackendReply *b)
         if (b->kind == VUF__BACKEND_REPLY__KIND__NEVER)
             return;
     }
-    if (sock < 0)
+    if (!ep)
         return;
     uint8_t msg[VUF_HDR_SIZE + 8];
     uint64_t val = b->kind == VUF__BACKEND_REPLY__KIND__NACK ? (b->has_value ? b->value : 1) : 0;
@@ -309,7 +384,7 @@ static void backend_reply(vuf_harness *h, const Vuf__BackendReply *b)
         hd.size = 4;
     vuf_hdr_encode(&hd, msg);
     memcpy(msg + VUF_HDR_SIZE, &val, 8);
-    vuf_send_msg(sock, msg, VUF_HDR_SIZE + hd.size, NULL, 0, 0);
+    vuf_endpoint_send(ep, msg, VUF_HDR_SIZE + hd.size, NULL, NULL, 0, 0);
     h->t->ops->poke(h->t);
 }
 
@@ -351,7 +426,10 @@ static void connect_dev(vuf_harness *h)
         return;
     if (h->t->ops->main_fd(h->t) >= 0)
         disconnect(h); /* the peer closed it: what remains of that connection */
-    h->t->ops->connect(h->t);
+    if (h->t->ops->connect(h->t))
+        finding(h, VUF_FINDING_TARGET_ERROR, "connect", "%s",
+                !strcmp(h->t->ops->name, "external") ? vuf_target_external_error(h->t)
+                                                     : "cannot open the main channel");
 }
 
 /* ---------- sending ---------- */
@@ -409,10 +487,10 @@ static int send_wire(vuf_harness *h, bool backend, const vuf_session_wire *w)
     if (w->len == 0)
         return -1;
     if (backend) {
-        int sock = vuf_fdset_backend(&h->fds);
-        if (sock < 0)
+        vuf_endpoint *ep = be_send_ep(h);
+        if (!ep)
             return -1;
-        vuf_send_msg(sock, w->data, w->len, fds, n, 0);
+        vuf_endpoint_send(ep, w->data, w->len, fds, kinds, n, 0);
         h->t->ops->poke(h->t);
     } else {
         h->t->ops->write(h->t, w->data, w->len, fds, kinds, n);
@@ -494,9 +572,9 @@ static void raw_action(vuf_harness *h, const Vuf__Raw *raw)
     if (!raw->data.len)
         return;
     if (be) {
-        int sock = vuf_fdset_backend(&h->fds);
-        if (sock >= 0) {
-            vuf_send_msg(sock, raw->data.data, raw->data.len, fds, n, 0);
+        vuf_endpoint *ep = be_send_ep(h);
+        if (ep) {
+            vuf_endpoint_send(ep, raw->data.data, raw->data.len, fds, kinds, n, 0);
             h->t->ops->poke(h->t);
         }
     } else {
@@ -547,6 +625,8 @@ static bool perform(vuf_harness *h, const Vuf__Action *a)
         break;
     case VUF__ACTION__ACTION_CLOSE_BACKEND:
         if (vuf_fdset_backend(&h->fds) >= 0) {
+            if (!h->events_from_target)
+                vuf_endpoint_emit_close(h->be_ep, VUF_SIDE_FRONTEND);
             vuf_fdset_close_backend(&h->fds);
             h->be_pending = false;
             h->t->ops->poke(h->t);
@@ -627,6 +707,7 @@ vuf_finding vuf_harness_run(vuf_harness *h, const Vuf__Session *s)
     h->be_pending = h->be_traffic = false;
     h->be_last_id = 0;
     h->narrow.active = false;
+    h->injected = false;
     h->nreceived = 0;
     h->received_overflow = false;
     for (int i = 0; i < VUF_H_MAX_QUEUES; i++)
@@ -664,8 +745,8 @@ vuf_finding vuf_harness_run(vuf_harness *h, const Vuf__Session *s)
         }
         h->action = n; /* what follows (leaving, the oracles) belongs to the last action */
     } else {
-        finding(h, VUF_FINDING_BAD_INPUT, "setup", "cannot set the session up: %s",
-                h->g.nreg ? err : "guest memory");
+        finding(h, h->g.nreg ? VUF_FINDING_TARGET_ERROR : VUF_FINDING_BAD_INPUT, "setup",
+                "cannot set the session up: %s", h->g.nreg ? err : "guest memory");
     }
     if (h->f.kind == VUF_FINDING_BAD_INPUT)
         h->st.bad_inputs++;
@@ -674,7 +755,19 @@ vuf_finding vuf_harness_run(vuf_harness *h, const Vuf__Session *s)
     disconnect(h);
     h->st.chains = h->t->ops->chains ? h->t->ops->chains(h->t) : 0;
     h->t->ops->end(h->t);
-    vuf_fdset_close_all(&h->fds);
+    vuf_fdset_close_all(&h->fds); /* a copy of the main channel's end the front-end kept */
+    if (h->t->ops->findings && h->f.kind != VUF_FINDING_TARGET_ERROR) {
+        vuf_finding tf;
+        memset(&tf, 0, sizeof tf);
+        if (h->t->ops->findings(h->t, &tf)) {
+            /* the process itself outranks what was seen on the wire */
+            if (h->f.kind == VUF_FINDING_NONE || tf.kind == VUF_FINDING_CRASH ||
+                tf.kind == VUF_FINDING_SANITIZER) {
+                tf.action = h->action;
+                h->f = tf;
+            }
+        }
+    }
     vuf_guest_teardown(&h->g);
     if (!h->o.no_fd_oracle && !h->f.kind) {
         fd_accounting(h);
@@ -714,6 +807,24 @@ vuf_harness *vuf_harness_new(const vuf_spec *spec, const vuf_harness_opts *o)
         return NULL;
     }
     h->t->sink = (vuf_target_sink){.on_event = on_event, .on_fds = on_fds, .ctx = h};
+    h->async = !(h->t->ops->caps & VUF_TARGET_SYNC);
+    h->events_from_target = h->t->ops->caps & VUF_TARGET_EVENTS;
+    h->reply_timeout_ms = vuf_target_external_reply_timeout(h->t);
+    if (h->reply_timeout_ms <= 0)
+        h->reply_timeout_ms = 2000;
+    vuf_endpoint_opts eo = {.channel = VUF_CHAN_BACKEND,
+                            .local = VUF_SIDE_FRONTEND,
+                            .payload_cap = VUF_MAX_PAYLOAD,
+                            .on_event = h->events_from_target ? NULL : on_event,
+                            .ctx = h};
+    h->be_ep = vuf_endpoint_new(-1, &eo);
+    if (!h->be_ep) {
+        vuf_harness_free(h);
+        return NULL;
+    }
+    if (!h->events_from_target)
+        vuf_endpoint_set_tx_framing(h->be_ep, true);
+    h->g.sticky = h->async; /* an asynchronous device may finish any request it saw, later */
     h->strict = h->o.strict == VUF_STRICT_ON ||
                 (h->o.strict == VUF_STRICT_DEFAULT && (h->t->ops->caps & VUF_TARGET_REFERENCE));
     return h;
@@ -724,6 +835,7 @@ void vuf_harness_free(vuf_harness *h)
     if (!h)
         return;
     vuf_target_free(h->t);
+    vuf_endpoint_free(h->be_ep);
     vuf_checker_free(h->chk);
     vuf_fdset_close_all(&h->fds);
     vuf_guest_free(&h->g);

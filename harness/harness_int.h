@@ -31,6 +31,7 @@ typedef struct {
     int fd;
     uint8_t *map, *shadow, *allowed; /* allowed: 1 per byte the device may write */
     bool removed;                    /* REM_MEM_REG took it from the device */
+    uint64_t allowed_lo, allowed_hi; /* sticky: the allowed bytes set this session */
     uint64_t dirty_lo, dirty_hi;     /* bytes the session may have changed: [lo, hi) */
 } vuf_gregion;
 
@@ -56,6 +57,10 @@ typedef struct {
     uint32_t next_desc[VUF_H_MAX_QUEUES];
     /* the oracle's model of what the device was told */
     bool armed;
+    /* an asynchronous device may finish a request after the driver reused
+     * its descriptors: what it was allowed to write stays allowed for the
+     * session */
+    bool sticky;
     vuf_ring_model rings[VUF_H_MAX_QUEUES];
     vuf_tlb_entry tlb[VUF_TLB_MAX];
     size_t ntlb;

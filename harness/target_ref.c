@@ -383,7 +383,7 @@ static void r_free(vuf_target *t)
 
 #define REF_CAPS                                                                                   \
     (VUF_TARGET_SYNC | VUF_TARGET_RESIZE | VUF_TARGET_RING_PASSES | VUF_TARGET_BACKEND_TIMEOUT |   \
-     VUF_TARGET_FDS_HELD | VUF_TARGET_REFERENCE)
+     VUF_TARGET_FDS_HELD | VUF_TARGET_REFERENCE | VUF_TARGET_EVENTS)
 
 /* The two differ only in how the main channel's bytes travel (r->inproc). */
 #define REF_OPS(target_name)                                                                       \

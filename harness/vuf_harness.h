@@ -39,23 +39,6 @@
 
 typedef struct vuf_harness vuf_harness;
 
-typedef enum {
-    VUF_FINDING_NONE = 0,
-    VUF_FINDING_MUST,        /* the side under test broke a MUST rule (rule id in .rule) */
-    VUF_FINDING_SHOULD,      /* ... a SHOULD rule, under strict */
-    VUF_FINDING_FD_LEAK,     /* an fd the peer received stayed open, or the fd count grew */
-    VUF_FINDING_GUEST_WRITE, /* a guest memory write outside what the device may write */
-    VUF_FINDING_BAD_INPUT,   /* the session cannot be played against this table (not a finding
-                                of the peer: a bad input, exit 2) */
-} vuf_finding_kind;
-
-typedef struct {
-    vuf_finding_kind kind;
-    char rule[48];  /* MUST/SHOULD: the rule id; else the oracle's name */
-    char text[512]; /* one line */
-    size_t action;  /* the action (from 1) during which it was seen; 0 before the first */
-} vuf_finding;
-
 const char *vuf_finding_kind_name(vuf_finding_kind k); /* "none", "must", "fd-leak", ... */
 
 typedef enum {

@@ -27,11 +27,40 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "vuf_endpoint.h"
 #include "vuf_event.h"
 #include "vuf_spec.h"
 #include "vuf_transport.h"
 
 typedef struct vuf_target vuf_target;
+
+/* What the oracles found: the harness's, or the target's own (a process
+ * that died, a hang, the fds of a process). */
+typedef enum {
+    VUF_FINDING_NONE = 0,
+    VUF_FINDING_MUST,        /* the side under test broke a MUST rule (rule id in .rule) */
+    VUF_FINDING_SHOULD,      /* ... a SHOULD rule, under strict */
+    VUF_FINDING_FD_LEAK,     /* an fd the peer received stayed open, or the fd count grew */
+    VUF_FINDING_GUEST_WRITE, /* a guest memory write outside what the device may write */
+    VUF_FINDING_CRASH,       /* the peer process died by a signal */
+    VUF_FINDING_EXIT,        /* the peer process exited while it should have served */
+    VUF_FINDING_SANITIZER,   /* the peer's stderr holds a sanitizer report */
+    VUF_FINDING_HANG, /* a reply owed did not come in time, or a fresh connection got no answer */
+    VUF_FINDING_BAD_INPUT,    /* the session cannot be played against this table (not a finding
+                                 of the peer: a bad input, exit 2) */
+    VUF_FINDING_TARGET_ERROR, /* the target could not be driven (no back-end listening, ...) */
+} vuf_finding_kind;
+
+typedef struct {
+    vuf_finding_kind kind;
+    char rule[48];  /* MUST/SHOULD: the rule id; else the oracle's name */
+    char text[512]; /* one line */
+    size_t action;  /* the action (from 1) during which it was seen; 0 before the first */
+} vuf_finding;
+
+/* "none", "must", "should", "fd-leak", "guest-write", "crash", "exit",
+ * "sanitizer", "hang", "bad-input", "target-error" */
+const char *vuf_finding_kind_name(vuf_finding_kind k);
 
 /* What a target can do beyond the basics, and what its steps promise. */
 enum {
@@ -52,6 +81,9 @@ enum {
      * request that breaks a rule (docs/reaction-policy.md), so the SHOULD
      * rules it breaks are findings too */
     VUF_TARGET_REFERENCE = 1u << 5,
+    /* the target reports every event of both channels as the peer saw them
+     * (the harness's own writes and reads on its fds are then silent) */
+    VUF_TARGET_EVENTS = 1u << 6,
 };
 
 /* Where a target reports to: the harness. */
@@ -87,8 +119,14 @@ typedef struct {
     bool (*connected)(vuf_target *t);
     /* the harness wrote to or closed an fd the peer may hold */
     void (*poke)(vuf_target *t);
-    /* let the peer do what is pending; true if anything happened */
+    /* let the peer do what is pending, without waiting (an asynchronous
+     * peer: read what it sent); false once the main channel is closed */
     bool (*step)(vuf_target *t);
+    /* an asynchronous peer: the fds to wait on for what it sends next */
+    void (*poll_add)(vuf_target *t, vuf_pollset *p);
+    /* the target's own findings about the session that just ended (after
+     * end): 1 and *f filled, or 0 */
+    int (*findings)(vuf_target *t, vuf_finding *f);
     /* optional, by caps (NULL otherwise) */
     void (*kick_polled)(vuf_target *t, uint32_t q); /* a queue the peer polls */
     void (*backend_timeout)(vuf_target *t);

@@ -6,6 +6,7 @@
 #include "vuf_json.h"
 #include "vuf_ref.h"
 #include "vuf_session.h"
+#include "vuf_target_ext.h"
 #include "vuf_trace.h"
 #include "vuf_util.h"
 
@@ -18,8 +19,9 @@
 #include <unistd.h>
 
 static const char usage_line[] =
-    "usage: vufuzz replay [--sockets] [--quiet] [--action N] [--stats] [--json] [--raw]\n"
-    "                     [--repeat N] [--timeout S] [--spec FILE] FILE|DIR...";
+    "usage: vufuzz replay [--sockets | --connect PATH [--pid PID]] [--quiet] [--action N]\n"
+    "                     [--stats] [--json] [--raw] [--repeat N] [--timeout S]\n"
+    "                     [--reply-timeout MS] [--spec FILE] FILE|DIR...";
 
 static void usage(FILE *f)
 {
@@ -37,6 +39,12 @@ static void usage(FILE *f)
             "build, as `vufuzz session check` says) is a bad input, never 'clean'.\n\n"
             "  --sockets    over real socket pairs and the device's connection layer (the\n"
             "               fuzz_session_sockets target), instead of in process\n"
+            "  --connect PATH  against the back-end listening on PATH (any vhost-user\n"
+            "               back-end: a new connection per session; replies the checker says\n"
+            "               are owed are awaited, then a hang is a finding)\n"
+            "  --pid PID    the --connect back-end's process: its open fds are counted\n"
+            "               after each session (a leak is a finding), and its death is one\n"
+            "  --reply-timeout MS  how long a reply owed may take (default 2000)\n"
             "  --quiet      only the verdict lines\n"
             "  --action N   only the conversation around action N (two actions each side)\n"
             "  --stats      after the runs: which table messages the device accepted\n"
@@ -266,19 +274,40 @@ static void print_stats(vuf_harness *h, const vuf_spec *spec, vuf_json *j)
     vuf_ref_free(probe);
 }
 
-enum { O_SOCKETS, O_QUIET, O_ACTION, O_STATS, O_JSON, O_RAW, O_REPEAT, O_TIMEOUT, O_SPEC };
+enum {
+    O_SOCKETS,
+    O_QUIET,
+    O_ACTION,
+    O_STATS,
+    O_JSON,
+    O_RAW,
+    O_REPEAT,
+    O_TIMEOUT,
+    O_SPEC,
+    O_CONNECT,
+    O_PID,
+    O_REPLY_TIMEOUT
+};
 
 int vuf_cmd_replay(int argc, char **argv)
 {
-    static const vuf_cli_opt opts[] = {
-        [O_SOCKETS] = {"--sockets", NULL}, [O_QUIET] = {"--quiet", NULL},
-        [O_ACTION] = {"--action", "N"},    [O_STATS] = {"--stats", NULL},
-        [O_JSON] = {"--json", NULL},       [O_RAW] = {"--raw", NULL},
-        [O_REPEAT] = {"--repeat", "N"},    [O_TIMEOUT] = {"--timeout", "S"},
-        [O_SPEC] = {"--spec", "FILE"},     {NULL, NULL}};
+    static const vuf_cli_opt opts[] = {[O_SOCKETS] = {"--sockets", NULL},
+                                       [O_QUIET] = {"--quiet", NULL},
+                                       [O_ACTION] = {"--action", "N"},
+                                       [O_STATS] = {"--stats", NULL},
+                                       [O_JSON] = {"--json", NULL},
+                                       [O_RAW] = {"--raw", NULL},
+                                       [O_REPEAT] = {"--repeat", "N"},
+                                       [O_TIMEOUT] = {"--timeout", "S"},
+                                       [O_SPEC] = {"--spec", "FILE"},
+                                       [O_CONNECT] = {"--connect", "PATH"},
+                                       [O_PID] = {"--pid", "PID"},
+                                       [O_REPLY_TIMEOUT] = {"--reply-timeout", "MS"},
+                                       {NULL, NULL}};
     const char *spec_path = NULL, *val;
     bool quiet = false, stats = false, json = false, raw = false, sockets = false;
-    uint64_t timeout = 10, repeat = 1, focus = 0;
+    uint64_t timeout = 10, repeat = 1, focus = 0, pid = 0, reply_timeout = 2000;
+    const char *connect_path = NULL;
     char **pos = calloc((size_t)argc, sizeof *pos);
     size_t npos = 0;
     vuf_cli_parser p;
@@ -313,6 +342,23 @@ int vuf_cmd_replay(int argc, char **argv)
         case O_SPEC:
             spec_path = val;
             break;
+        case O_CONNECT:
+            connect_path = val;
+            break;
+        case O_PID:
+            if (!vuf_parse_u64(val, &pid) || pid < 1 || pid > 0x7fffffff) {
+                free(pos);
+                return vuf_cli_usage_error("replay", usage_line, "bad pid '%s'", val);
+            }
+            break;
+        case O_REPLY_TIMEOUT:
+            if (!vuf_parse_u64(val, &reply_timeout) || reply_timeout < 1 ||
+                reply_timeout > 3600000) {
+                free(pos);
+                return vuf_cli_usage_error("replay", usage_line, "bad reply timeout '%s' (ms)",
+                                           val);
+            }
+            break;
         case O_ACTION:
             if (!vuf_parse_u64(val, &focus) || focus < 1) {
                 free(pos);
@@ -340,6 +386,14 @@ int vuf_cmd_replay(int argc, char **argv)
         free(pos);
         return vuf_cli_usage_error("replay", usage_line, "no session file");
     }
+    if (connect_path && sockets) {
+        free(pos);
+        return vuf_cli_usage_error("replay", usage_line, "--sockets or --connect, not both");
+    }
+    if (pid && !connect_path) {
+        free(pos);
+        return vuf_cli_usage_error("replay", usage_line, "--pid goes with --connect");
+    }
     const vuf_spec *spec = vuf_cli_open_spec(spec_path);
     if (!spec) {
         free(pos);
@@ -352,6 +406,11 @@ int vuf_cmd_replay(int argc, char **argv)
                           .on_event = on_event,
                           .on_action = on_action,
                           .ctx = &ctx};
+    if (connect_path) {
+        vuf_target_ext_opts xo = {
+            .connect_path = connect_path, .pid = (int)pid, .reply_timeout_ms = (int)reply_timeout};
+        o.custom = vuf_target_external_new(spec, &xo);
+    }
     vuf_harness *h = vuf_harness_new(spec, &o);
     if (!h) {
         fprintf(stderr, "vufuzz replay: cannot set up the harness\n");
@@ -399,7 +458,7 @@ int vuf_cmd_replay(int argc, char **argv)
         if (repeat > 1 && !f.kind)
             print_throughput(h, s, files[i], (long)repeat, &f);
         vuf_session_free(s);
-        if (f.kind == VUF_FINDING_BAD_INPUT)
+        if (f.kind == VUF_FINDING_BAD_INPUT || f.kind == VUF_FINDING_TARGET_ERROR)
             bad++;
         else if (f.kind)
             findings++;
@@ -416,6 +475,9 @@ int vuf_cmd_replay(int argc, char **argv)
         } else if (f.kind == VUF_FINDING_BAD_INPUT) {
             fprintf(stderr, "%s: error: bad input: %s\n", files[i], f.text);
             printf("%s: BAD INPUT at action %zu: %s\n", files[i], f.action, f.text);
+        } else if (f.kind == VUF_FINDING_TARGET_ERROR) {
+            fprintf(stderr, "%s: error: %s\n", files[i], f.text);
+            printf("%s: TARGET ERROR at action %zu: %s\n", files[i], f.action, f.text);
         } else if (f.kind) {
             printf("%s: FINDING %s %s at action %zu: %s\n", files[i], vuf_finding_kind_name(f.kind),
                    f.rule, f.action, f.text);

@@ -12,6 +12,7 @@ struct vuf_endpoint {
     vuf_endpoint_opts o;
     vuf_framer *framer;
     bool direct;
+    vuf_framer *txf; /* tx framing: the receiver's view of what was sent */
     size_t cap;
     uint8_t *buf; /* header + payload of the last message received */
 };
@@ -38,6 +39,7 @@ void vuf_endpoint_free(vuf_endpoint *e)
 {
     if (!e)
         return;
+    vuf_framer_free(e->txf);
     free(e->buf);
     free(e);
 }
@@ -67,6 +69,16 @@ void vuf_endpoint_set_direct(vuf_endpoint *e, bool direct)
     e->direct = direct;
 }
 
+void vuf_endpoint_set_tx_framing(vuf_endpoint *e, bool on)
+{
+    if (on && !e->txf)
+        e->txf = vuf_framer_new();
+    else if (!on) {
+        vuf_framer_free(e->txf);
+        e->txf = NULL;
+    }
+}
+
 static vuf_side remote(const vuf_endpoint *e)
 {
     return e->o.local == VUF_SIDE_FRONTEND ? VUF_SIDE_BACKEND : VUF_SIDE_FRONTEND;
@@ -92,8 +104,36 @@ void vuf_endpoint_emit_open(vuf_endpoint *e, vuf_side by)
     emit(e, VUF_EV_OPEN, by, NULL, 0, NULL, 0);
 }
 
+/* The messages a receiver has framed from what this side wrote: whole ones
+ * (or, once the writer closed, what is left). */
+static void emit_framed(vuf_endpoint *e)
+{
+    uint8_t buf[VUF_HDR_SIZE + VUF_MAX_PAYLOAD];
+    uint8_t kinds[VUF_MAX_FDS];
+    while (vuf_framer_ready(e->txf) || (vuf_framer_closed(e->txf) && vuf_framer_pending(e->txf))) {
+        vuf_rx_msg rx;
+        memset(&rx, 0, sizeof rx);
+        rx.payload = buf + VUF_HDR_SIZE;
+        rx.payload_cap = VUF_MAX_PAYLOAD;
+        vuf_io_status st = vuf_framer_next(e->txf, &rx, kinds);
+        memcpy(buf, rx.hdr, rx.hdr_len);
+        size_t len = rx.hdr_len + (rx.hdr_len == VUF_HDR_SIZE ? rx.payload_len : 0);
+        if (len)
+            emit(e, VUF_EV_MSG, e->o.local, buf, len, st == VUF_IO_OK ? kinds : NULL,
+                 st == VUF_IO_OK ? rx.nfds : 0);
+        if (st != VUF_IO_OK && st != VUF_IO_CTRUNC && st != VUF_IO_OVERSIZE)
+            break;
+    }
+}
+
 void vuf_endpoint_emit_close(vuf_endpoint *e, vuf_side by)
 {
+    if (e->txf && by == e->o.local && vuf_framer_pending(e->txf)) {
+        vuf_framer_close(e->txf); /* what was cut short */
+        emit_framed(e);
+    }
+    if (e->txf)
+        vuf_framer_reset(e->txf);
     emit(e, VUF_EV_CLOSE, by, NULL, 0, NULL, 0);
 }
 
@@ -172,6 +212,15 @@ vuf_io_status vuf_endpoint_send(vuf_endpoint *e, const uint8_t *buf, size_t len,
         for (size_t i = 0; i < n; i++)
             k[i] = (uint8_t)vuf_fd_classify(fds[i]);
         kinds = k;
+    }
+    if (e->txf) {
+        /* the fds themselves stay the caller's: the framer carries kinds */
+        int none[VUF_SEND_MAX_FDS];
+        for (size_t i = 0; i < nfds && i < VUF_SEND_MAX_FDS; i++)
+            none[i] = -1;
+        vuf_framer_write(e->txf, buf, len, none, kinds, n);
+        emit_framed(e);
+        return VUF_IO_OK;
     }
     emit(e, VUF_EV_MSG, e->o.local, buf, len, kinds, n);
     return VUF_IO_OK;

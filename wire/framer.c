@@ -8,17 +8,22 @@
 #include <string.h>
 #include <unistd.h>
 
+/* The bytes of every write go into one buffer, their fds into one array:
+ * a segment is offsets into both. Both are reused once everything queued
+ * was read (no allocation per write once they are large enough). */
 typedef struct {
-    uint8_t *data;
-    size_t len, off; /* bytes, and how many were read */
-    int *fds;
-    uint8_t *tags;
-    size_t nfds; /* still attached: 0 once taken or dropped */
+    size_t off, len, read; /* in bytes[] */
+    size_t fd0, nfds;      /* in fds[]/tags[]; nfds 0 once taken or dropped */
 } segment;
 
 struct vuf_framer {
     segment *seg;
     size_t nseg, cap, head; /* segments [head, nseg) are queued */
+    uint8_t *bytes;
+    size_t nbytes, bytes_cap;
+    int *fds;
+    uint8_t *tags;
+    size_t nfd, fd_cap;
     size_t pending;
     bool closed;
 };
@@ -28,29 +33,20 @@ vuf_framer *vuf_framer_new(void)
     return calloc(1, sizeof(vuf_framer));
 }
 
-static void drop_fds(segment *s)
+static void drop_fds(vuf_framer *f, segment *s)
 {
     for (size_t i = 0; i < s->nfds; i++)
-        close(s->fds[i]);
-    free(s->fds);
-    free(s->tags);
-    s->fds = NULL;
-    s->tags = NULL;
+        if (f->fds[s->fd0 + i] >= 0)
+            close(f->fds[s->fd0 + i]);
     s->nfds = 0;
-}
-
-static void free_segment(segment *s)
-{
-    drop_fds(s);
-    free(s->data);
-    memset(s, 0, sizeof *s);
 }
 
 void vuf_framer_reset(vuf_framer *f)
 {
     for (size_t i = f->head; i < f->nseg; i++)
-        free_segment(&f->seg[i]);
+        drop_fds(f, &f->seg[i]);
     f->nseg = f->head = 0;
+    f->nbytes = f->nfd = 0;
     f->pending = 0;
     f->closed = false;
 }
@@ -61,7 +57,25 @@ void vuf_framer_free(vuf_framer *f)
         return;
     vuf_framer_reset(f);
     free(f->seg);
+    free(f->bytes);
+    free(f->fds);
+    free(f->tags);
     free(f);
+}
+
+static bool grow(void **p, size_t *cap, size_t need, size_t elem)
+{
+    if (need <= *cap)
+        return true;
+    size_t nc = *cap ? *cap : 16;
+    while (nc < need)
+        nc *= 2;
+    void *np = realloc(*p, nc * elem);
+    if (!np)
+        return false;
+    *p = np;
+    *cap = nc;
+    return true;
 }
 
 vuf_io_status vuf_framer_write(vuf_framer *f, const void *buf, size_t len, const int *fds,
@@ -77,37 +91,27 @@ vuf_io_status vuf_framer_write(vuf_framer *f, const void *buf, size_t len, const
     }
     if (!len)
         return VUF_IO_OK;
-    if (f->head == f->nseg)
-        f->head = f->nseg = 0; /* everything was read: start over */
-    if (f->nseg == f->cap) {
-        size_t nc = f->cap ? f->cap * 2 : 16;
-        segment *ns = realloc(f->seg, nc * sizeof *ns);
-        if (!ns) {
-            errno = ENOMEM;
-            return VUF_IO_ERROR;
-        }
-        f->seg = ns;
-        f->cap = nc;
-    }
-    segment s = {.data = malloc(len), .len = len};
-    if (nfds) {
-        s.fds = malloc(nfds * sizeof(int));
-        s.tags = calloc(nfds, 1);
-    }
-    if (!s.data || (nfds && (!s.fds || !s.tags))) {
-        free(s.data);
-        free(s.fds);
-        free(s.tags);
+    if (f->head == f->nseg) /* everything was read: start over */
+        f->head = f->nseg = f->nbytes = f->nfd = 0;
+    size_t tag_cap = f->fd_cap;
+    if (!grow((void **)&f->seg, &f->cap, f->nseg + 1, sizeof *f->seg) ||
+        !grow((void **)&f->bytes, &f->bytes_cap, f->nbytes + len, 1) ||
+        !grow((void **)&f->fds, &f->fd_cap, f->nfd + nfds, sizeof(int)) ||
+        !grow((void **)&f->tags, &tag_cap, f->fd_cap, 1)) {
         errno = ENOMEM;
         return VUF_IO_ERROR;
     }
-    memcpy(s.data, buf, len);
-    if (nfds)
-        memcpy(s.fds, fds, nfds * sizeof(int));
-    if (nfds && tags)
-        memcpy(s.tags, tags, nfds);
-    s.nfds = nfds;
-    f->seg[f->nseg++] = s;
+    memcpy(f->bytes + f->nbytes, buf, len);
+    if (nfds) {
+        memcpy(f->fds + f->nfd, fds, nfds * sizeof(int));
+        if (tags)
+            memcpy(f->tags + f->nfd, tags, nfds);
+        else
+            memset(f->tags + f->nfd, 0, nfds);
+    }
+    f->seg[f->nseg++] = (segment){.off = f->nbytes, .len = len, .fd0 = f->nfd, .nfds = nfds};
+    f->nbytes += len;
+    f->nfd += nfds;
     f->pending += len;
     return VUF_IO_OK;
 }
@@ -137,12 +141,12 @@ static size_t take(vuf_framer *f, uint8_t *dst, size_t len, int *take_fds, uint8
     size_t done = 0;
     while (done < len && f->head < f->nseg) {
         segment *s = &f->seg[f->head];
-        size_t n = s->len - s->off;
+        size_t n = s->len - s->read;
         if (n > len - done)
             n = len - done;
         if (dst)
-            memcpy(dst + done, s->data + s->off, n);
-        s->off += n;
+            memcpy(dst + done, f->bytes + s->off + s->read, n);
+        s->read += n;
         done += n;
         f->pending -= n;
         bool had_fds = s->nfds > 0;
@@ -150,29 +154,44 @@ static size_t take(vuf_framer *f, uint8_t *dst, size_t len, int *take_fds, uint8
             for (size_t i = 0; i < s->nfds; i++) {
                 if (*ntaken < take_cap) {
                     if (take_tags)
-                        take_tags[*ntaken] = s->tags[i];
-                    take_fds[(*ntaken)++] = s->fds[i];
+                        take_tags[*ntaken] = f->tags[s->fd0 + i];
+                    take_fds[(*ntaken)++] = f->fds[s->fd0 + i];
                 } else {
-                    close(s->fds[i]);
+                    if (f->fds[s->fd0 + i] >= 0)
+                        close(f->fds[s->fd0 + i]);
                     *overflow = true;
                 }
             }
-            free(s->fds);
-            free(s->tags);
-            s->fds = NULL;
-            s->tags = NULL;
             s->nfds = 0;
         } else if (had_fds) {
-            drop_fds(s);
+            drop_fds(f, s);
         }
-        if (s->off == s->len) {
-            free_segment(s);
+        if (s->read == s->len)
             f->head++;
-        }
         if (had_fds && stop_at_fds)
             break;
     }
     return done;
+}
+
+bool vuf_framer_ready(const vuf_framer *f)
+{
+    if (f->pending < VUF_HDR_SIZE)
+        return false;
+    /* the header's 12 bytes may span segments */
+    uint8_t hdr[VUF_HDR_SIZE];
+    size_t got = 0;
+    for (size_t i = f->head; i < f->nseg && got < VUF_HDR_SIZE; i++) {
+        const segment *s = &f->seg[i];
+        size_t n = s->len - s->read;
+        if (n > VUF_HDR_SIZE - got)
+            n = VUF_HDR_SIZE - got;
+        memcpy(hdr + got, f->bytes + s->off + s->read, n);
+        got += n;
+    }
+    uint32_t size;
+    memcpy(&size, hdr + 8, sizeof size);
+    return f->pending - VUF_HDR_SIZE >= size;
 }
 
 static void close_msg_fds(vuf_rx_msg *m)

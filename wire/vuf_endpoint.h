@@ -56,6 +56,14 @@ void vuf_endpoint_set_framer(vuf_endpoint *e, vuf_framer *f);
  * event); the fds of a direct send are the caller's to close. */
 void vuf_endpoint_set_direct(vuf_endpoint *e, bool direct);
 
+/* Sends are reported as the messages a receiver frames from the stream
+ * (vuf_framer), not one event per write: a write holding two messages, or
+ * half of one, is reported as what arrives. What a write leaves unfinished
+ * is reported once it completes, or as a cut message by
+ * vuf_endpoint_emit_close. (For a side that writes raw bytes: the harness
+ * on an external target.) */
+void vuf_endpoint_set_tx_framing(vuf_endpoint *e, bool on);
+
 /* A received message: data (header + payload) stays valid until the next
  * receive on this endpoint; the fds are the caller's (close them). kinds are
  * the fds' vuf_fdkind (classified, or the framer's tags). */

@@ -57,6 +57,11 @@ bool vuf_framer_closed(const vuf_framer *f);
 /* Bytes queued and not read yet. */
 size_t vuf_framer_pending(const vuf_framer *f);
 
+/* Is a whole message queued (its header and every byte its size says,
+ * whether or not the reader will keep them)? A reader that can wait for the
+ * rest calls vuf_framer_next only then. */
+bool vuf_framer_ready(const vuf_framer *f);
+
 /* The next message, as vuf_recv_msg(sock, msg, 0) (the caller sets
  * msg->payload and msg->payload_cap); tags (VUF_MAX_FDS entries, or NULL)
  * receives the tag of each of msg->fds. */

@@ -1,38 +1,47 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: Apache-2.0
-# The structured session fuzzer against its raw-bytes baseline, in one run
-# (a benchmark, not a test: nothing here asserts a time).
+# The structured session fuzzer against its baselines, in one run (a
+# benchmark, not a test: nothing here asserts a time).
 #
-#   scripts/bench/fuzz.sh [--minutes M] [--out DIR] [--json FILE] [--max-len N]
+#   scripts/bench/fuzz.sh [--minutes M] [--steady S] [--out DIR] [--json FILE]
+#                         [--max-len N]
 #
-# Two campaigns run side by side for M minutes (default 5), one core each:
+# 1. Two campaigns side by side for M minutes (default 5), one core each:
 #   structured  fuzz_session: protobuf sessions, the custom mutator, the seed
-#               corpus (corpus/*.txt compiled by the build);
+#               corpus (corpus/*.txt compiled by the build), the device in
+#               process (the inproc target);
 #   raw         fuzz_raw: the same device and oracles fed raw bytes on its main
-#               socket by plain libFuzzer, no custom mutator, a few handshake
+#               channel by plain libFuzzer, no custom mutator, a few handshake
 #               byte seeds.
+# 2. On the corpus the structured campaign grew, S seconds each (default 60),
+#    one after the other: fuzz_session (inproc), fuzz_session_sockets (the
+#    same sessions over real socket pairs: the baseline of the target
+#    redesign), and fuzz_session built without sanitizers.
 # Then it prints, side by side:
-#   speed       exec/s of each campaign (ASan+UBSan, libFuzzer), and where the
-#               time of fuzz_session goes (fixed cost per session, cost per
-#               message: `vufuzz replay --repeat`);
+#   speed       exec/s of each campaign and of each target on the grown corpus
+#               (ASan+UBSan unless said), and where the time of a session goes
+#               (µs per empty, 15- and 30-message session for both targets,
+#               with and without sanitizers: `vufuzz replay --repeat`);
 #   coverage    edges covered in reference/ by each final corpus, measured by
 #               one build whose coverage is restricted to reference/
 #               (-fsanitize-coverage-allowlist), at the start and at the end;
 #   messages    which table messages reached an accepting handler of the
 #               device, out of those it implements.
-# Each campaign runs with its target's -max_len and -timeout as OSS-Fuzz runs
-# it (scripts/oss-fuzz/options/T.options: 8192 for both); --max-len N gives
-# both N instead. Installs what is missing and builds like scripts/run.sh.
+# Every run takes its target's -max_len and -timeout as OSS-Fuzz runs it
+# (scripts/oss-fuzz/options/T.options; fuzz_session's for the three of step 2;
+# 8192 everywhere); --max-len N gives them all N instead. Installs what is
+# missing and builds like scripts/run.sh.
 set -euo pipefail
 . "$(dirname "$0")/../lib.sh"
 
-minutes=5 out="" json="" maxlen=""
+minutes=5 steady=60 out="" json="" maxlen=""
 usage() {
-  sed -n '2,25p' "$0" | sed 's/^# \{0,1\}//'
+  sed -n '3,33p' "$0" | sed 's/^# \{0,1\}//'
 }
 while [ $# -gt 0 ]; do
   case "$1" in
     --minutes) minutes=${2:?}; shift 2 ;;
+    --steady) steady=${2:?}; shift 2 ;;
     --out) out=${2:?}; shift 2 ;;
     --json) json=${2:?}; shift 2 ;;
     --max-len) maxlen=${2:?}; shift 2 ;;
@@ -103,6 +112,19 @@ wait "$spid"; src=$?
 wait "$rpid"; rrc=$?
 
 stat() { sed -n "s/^stat::$2: *//p" "$1" | tail -1; }
+
+# 2. the grown corpus, target by target, one at a time
+steady_eps() { # steady_eps BIN LABEL: exec/s of S seconds on a copy of the grown corpus
+  rm -rf "$out/steady" && mkdir -p "$out/steady" && cp "$out/structured"/* "$out/steady/"
+  # the three are fuzz_session builds: fuzz_session's -max_len and -timeout for all
+  "$1" -seed=2 -max_total_time="$steady" "${sopts[@]}" -rss_limit_mb=4096 -print_final_stats=1 \
+    -artifact_prefix="$out/artifacts/" "$out/steady" >"$out/steady-$2.log" 2>&1 || true
+  stat "$out/steady-$2.log" average_exec_per_sec
+}
+vuf_log "the grown corpus ($(ls "$out/structured" | wc -l) inputs), ${steady}s per target"
+eps_in=$(steady_eps "$B/fuzz/fuzz_session" inproc)
+eps_so=$(steady_eps "$B/fuzz/fuzz_session_sockets" sockets)
+eps_ns=$(steady_eps "$COV/fuzz/fuzz_session" nosan)
 eps_s=$(stat "$out/structured.log" average_exec_per_sec)
 eps_r=$(stat "$out/raw.log" average_exec_per_sec)
 runs_s=$(stat "$out/structured.log" number_of_executed_units)
@@ -145,13 +167,16 @@ fi
 
 # where the time goes: fixed cost of a session, cost of a message
 printf 'config\n' >"$out/empty.txt"
-costs() { # costs VUFUZZ LABEL: sessions/s of three sessions replayed 2000 times
-  "$1" replay --repeat 2000 "$out/empty.txt" "$VUF_ROOT/corpus/handshake.txt" \
-    "$VUF_ROOT/corpus/qemu-7.2-seabios.txt" 2>/dev/null | grep 'sessions/s' | sed "s|^|$2: |" || true
+costs() { # costs VUFUZZ LABEL [--sockets]: three sessions replayed 2000 times each
+  "$1" replay $3 --repeat 2000 "$out/empty.txt" "$VUF_ROOT/corpus/handshake.txt" \
+    "$VUF_ROOT/corpus/qemu-7.2-seabios.txt" 2>/dev/null | grep 'sessions/s' |
+    sed -e "s|^|$2: |" -e "s|$VUF_ROOT/||" -e "s|$out/||" || true
 }
 {
   costs "$V" "ASan+UBSan"
-  costs "$COV/vufuzz" "no sanitizers, -O2 (coverage counters in reference/ only)"
+  costs "$V" "ASan+UBSan" --sockets
+  costs "$COV/vufuzz" "no sanitizers, -O2"
+  costs "$COV/vufuzz" "no sanitizers, -O2" --sockets
 } >"$out/costs.txt"
 avg_len=$(ls -l "$out/structured" | awk 'NR>1 { s += $5; n++ } END { if (n) printf "%d", s / n; else print 0 }')
 
@@ -171,6 +196,11 @@ printf '%-34s %-22s %-22s\n' "messages reaching a handler" "$msg_s" "$msg_r"
 printf '%-34s %-22s %-22s\n' "corpus inputs" "$(ls "$out/structured" | wc -l)" "$(ls "$out/raw" | wc -l)"
 printf '%-34s %-22s %-22s\n' "libFuzzer exit (0: no finding)" "$src" "$rrc"
 [ -n "$afl_eps" ] && echo "AFL++ (afl-clang-fast, ASan+UBSan, persistent, session mutator): $afl_eps exec/s, $afl_execs executions in 60 s"
+echo
+echo "== on the grown corpus, ${steady}s per target, one after the other"
+printf '%-46s %s\n' "fuzz_session, inproc (ASan+UBSan)" "${eps_in:-?} exec/s"
+printf '%-46s %s\n' "fuzz_session_sockets (ASan+UBSan): baseline" "${eps_so:-?} exec/s"
+printf '%-46s %s\n' "fuzz_session, inproc, without sanitizers" "${eps_ns:-?} exec/s"
 echo "implemented but not reached (structured): $miss_s"
 echo "first finding (structured): $(finding "$out/structured.log")"
 echo "first finding (raw):        $(finding "$out/raw.log")"
@@ -188,6 +218,8 @@ json.dump({"minutes": $minutes,
   "raw": {"exec_per_sec": "${eps_r:-}", "executions": "${runs_r:-}", "edges_start": "${cov0_r:-}",
           "edges_end": "${cov1_r:-}", "messages": "$msg_r", "exit": $rrc},
   "afl_exec_per_sec": "${afl_eps:-}",
+  "grown_corpus": {"seconds": $steady, "inproc_exec_per_sec": "${eps_in:-}",
+                   "sockets_exec_per_sec": "${eps_so:-}", "inproc_nosan_exec_per_sec": "${eps_ns:-}"},
   "costs": open("$out/costs.txt").read().splitlines()}, open(sys.argv[1], "w"), indent=1)
 EOF
   echo "JSON: $json"
