@@ -27,6 +27,7 @@
 #define BATCH_MAX 32      /* main-channel writes sent before the peer steps (opts.batch) */
 #define BATCH_BYTES (32 << 10)
 #define DEFAULT_SCAN_PERIOD 64
+#define GRACE_MS 50 /* an asynchronous peer's ack nobody asked for (maybe_reply) */
 
 const char *vuf_finding_kind_name(vuf_finding_kind k)
 {
@@ -80,6 +81,12 @@ struct vuf_harness {
     vuf_guest g;
     vuf_fdset fds;
     bool async; /* the target is not synchronous: replies are awaited */
+    /* the latest main-channel request set NEED_REPLY without a reply being
+     * owed: some back-ends ack it anyway (libvhost-user), so an asynchronous
+     * one gets a moment before the next request, or its ack would look like
+     * the answer to that one */
+    bool maybe_reply;
+    int64_t maybe_since;
     bool events_from_target;
     int reply_timeout_ms;
     /* the back-end channel, as the events tell it; the front-end's end of
@@ -98,6 +105,13 @@ struct vuf_harness {
     vuf_finding f;
     size_t action;
 };
+
+static int64_t now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
 
 /* ---------- findings ---------- */
 
@@ -226,6 +240,15 @@ static void on_event(void *ctx, const vuf_event *ev)
     vuf_checker_feed(h->chk, ev);
     judge(h, before);
     model_event(h, ev);
+    if (h->async && ev->kind == VUF_EV_MSG && ev->channel == VUF_CHAN_FRONTEND &&
+        ev->len >= VUF_HDR_SIZE) {
+        vuf_hdr hd;
+        vuf_hdr_decode(ev->data, &hd);
+        h->maybe_reply = ev->sender == VUF_SIDE_FRONTEND && (hd.flags & VUF_F_NEED_REPLY) &&
+                         !(hd.flags & VUF_F_REPLY);
+        if (h->maybe_reply)
+            h->maybe_since = now_ms();
+    }
     if (ev->kind == VUF_EV_MSG && ev->channel == VUF_CHAN_BACKEND &&
         ev->sender == VUF_SIDE_BACKEND && ev->len >= VUF_HDR_SIZE) {
         /* a request of the device on its channel */
@@ -282,8 +305,13 @@ static void collect(vuf_harness *h)
             continue;
         vuf_endpoint_set_fd(h->be_ep, h->fds.peers[i]);
         for (int k = 0; k < 64; k++) {
+            /* once something is there, the rest of a message may take a
+             * moment from an asynchronous peer */
+            struct pollfd p1 = {.fd = h->fds.peers[i], .events = POLLIN};
+            if (k && poll(&p1, 1, 0) <= 0)
+                break;
             vuf_endpoint_msg m;
-            vuf_io_status st = vuf_endpoint_recv(h->be_ep, &m, 0);
+            vuf_io_status st = vuf_endpoint_recv(h->be_ep, &m, h->async ? 1000 : 0);
             vuf_close_fds(m.fds, &m.nfds);
             if (st != VUF_IO_OK)
                 break;
@@ -304,13 +332,6 @@ static vuf_endpoint *be_send_ep(vuf_harness *h)
 
 static void auto_ack(vuf_harness *h);
 
-static int64_t now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 /* An asynchronous peer: read what it sent, answer its requests, and wait for
  * the reply the checker says is owed on the main channel, up to the reply
  * deadline (then: a hang). */
@@ -324,8 +345,19 @@ static void settle_async(vuf_harness *h)
             auto_ack(h); /* the peer may wait for it before it answers */
             continue;
         }
-        if (!h->t->ops->connected(h->t) || !vuf_checker_reply_owed(h->chk, VUF_CHAN_FRONTEND))
+        if (!h->t->ops->connected(h->t))
             break;
+        if (!vuf_checker_reply_owed(h->chk, VUF_CHAN_FRONTEND)) {
+            int64_t grace = h->maybe_reply ? h->maybe_since + GRACE_MS - now_ms() : 0;
+            if (grace <= 0)
+                break;
+            vuf_pollset p; /* a moment for an ack nobody asked for */
+            vuf_pollset_init(&p, (int)grace);
+            h->t->ops->poll_add(h->t, &p);
+            if (vuf_pollset_wait(&p) <= 0)
+                h->maybe_reply = false;
+            continue;
+        }
         int64_t left = deadline - now_ms();
         if (left <= 0) {
             finding(h, VUF_FINDING_HANG, "hang",
@@ -499,9 +531,43 @@ static int send_wire(vuf_harness *h, bool backend, const vuf_session_wire *w)
     return n ? fds[0] : -1;
 }
 
+/* A message whose fields say `offered`: a copy with the peer's offer (from
+ * the checker's view of the conversation) ANDed in, in *copy. */
+static const Vuf__Message *resolve_offered(vuf_harness *h, const Vuf__Message *m,
+                                           Vuf__Message *copy, Vuf__Field *fields,
+                                           Vuf__Field **ptrs, size_t cap)
+{
+    bool any = false;
+    for (size_t i = 0; i < m->n_fields; i++)
+        any |= m->fields[i]->has_offered && m->fields[i]->offered;
+    if (!any || m->n_fields > cap)
+        return m;
+    vuf_checker_state st;
+    vuf_checker_state_get(h->chk, &st);
+    uint32_t id;
+    const vuf_msg_def *d = vuf_session_msg_def(h->spec, VUF_CHAN_FRONTEND, m, &id);
+    bool proto = d && !strcmp(d->name, "SET_PROTOCOL_FEATURES");
+    uint64_t offer = proto ? (st.protocol_offered_known ? st.protocol_offered : 0)
+                           : (st.features_offered_known ? st.features_offered : 0);
+    *copy = *m;
+    copy->fields = ptrs;
+    for (size_t i = 0; i < m->n_fields; i++) {
+        fields[i] = *m->fields[i];
+        ptrs[i] = &fields[i];
+        if (fields[i].has_offered && fields[i].offered) {
+            fields[i].value = offer & (fields[i].has_value ? fields[i].value : UINT64_MAX);
+            fields[i].has_value = true;
+        }
+    }
+    return copy;
+}
+
 /* false: the message does not build against the table (a bad input). */
 static bool send_message(vuf_harness *h, bool backend, const Vuf__Message *m)
 {
+    Vuf__Message copy;
+    Vuf__Field fields[16], *ptrs[16];
+    m = resolve_offered(h, m, &copy, fields, ptrs, 16);
     char err[200];
     if (vuf_session_build(h->spec, backend ? VUF_CHAN_BACKEND : VUF_CHAN_FRONTEND, m, h->wire, err,
                           sizeof err)) {

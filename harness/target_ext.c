@@ -12,6 +12,7 @@
 #include "vuf_target_ext.h"
 
 #include <dirent.h>
+#include <poll.h>
 #include <errno.h>
 #include <signal.h>
 #include <stdio.h>
@@ -19,6 +20,8 @@
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
+
+#define IO_TIMEOUT_MS 1000 /* the rest of a message that has begun arriving */
 
 typedef struct {
     vuf_target t;
@@ -126,8 +129,14 @@ static bool x_step(vuf_target *t)
     if (x->fe < 0 || x->peer_closed)
         return false;
     for (int k = 0; k < 256; k++) {
+        /* only when something is there; then the rest of the message may
+         * take its time (a back-end may write a header and its payload
+         * apart) */
+        struct pollfd p = {.fd = x->fe, .events = POLLIN};
+        if (poll(&p, 1, 0) <= 0)
+            break;
         vuf_endpoint_msg m;
-        vuf_io_status st = vuf_endpoint_recv(x->ep, &m, 0);
+        vuf_io_status st = vuf_endpoint_recv(x->ep, &m, IO_TIMEOUT_MS);
         vuf_close_fds(m.fds, &m.nfds); /* a reply's fds: not kept */
         if (st == VUF_IO_OK || st == VUF_IO_CTRUNC || st == VUF_IO_OVERSIZE)
             continue;

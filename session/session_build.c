@@ -241,11 +241,13 @@ static int set_fields(vuf_payload_builder *pb, const vuf_payload_def *p, const V
         const char *val;
         switch (vuf_session_field_classify(p, path)) {
         case VUF_SFIELD_INT:
-            if (!f->has_value) {
+            if (!f->has_value && !(f->has_offered && f->offered)) {
                 rc = berr(err, errcap, "field '%s' takes a number (Field.value)", path);
                 continue;
             }
-            snprintf(num, sizeof num, "0x%llx", (unsigned long long)f->value);
+            /* an offer not resolved by a harness: the mask stands for it */
+            snprintf(num, sizeof num, "0x%llx",
+                     (unsigned long long)(f->has_value ? f->value : UINT64_MAX));
             val = num;
             break;
         case VUF_SFIELD_BYTES:

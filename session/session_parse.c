@@ -789,6 +789,31 @@ static int add_field(pctx *c, Vuf__Message *m, const char *path, const char *val
     return 0;
 }
 
+/* FIELD=offered or FIELD=offered&MASK: an integer field whose value is the
+ * peer's offer (masked), resolved when the message is sent. */
+static int add_offered(pctx *c, Vuf__Message *m, vuf_payload_builder *pb, const char *key,
+                       const char *val, const vuf_payload_def *layout, unsigned col, unsigned vcol)
+{
+    if (vuf_session_field_classify(layout, key) != VUF_SFIELD_INT)
+        return perr(c, col, "'offered' takes an integer field, not '%s'", key);
+    const char *mask = val[7] == '&' ? val + 8 : NULL;
+    uint64_t v = UINT64_MAX;
+    if (mask && !vuf_parse_u64(mask, &v))
+        return perr(c, vcol, "bad mask '%s' after offered& (a number)", mask);
+    char num[32], err[200];
+    snprintf(num, sizeof num, "%llu", (unsigned long long)v);
+    if (vuf_pb_set(pb, key, num, err, sizeof err))
+        return perr(c, col, "%s", err);
+    int rc = add_field(c, m, key, num, VUF_SFIELD_INT, col);
+    if (!rc) {
+        Vuf__Field *f = m->fields[m->n_fields - 1];
+        f->has_offered = f->offered = true;
+        f->has_value = mask != NULL;
+        f->value = v;
+    }
+    return rc;
+}
+
 #define MSG_TOKENS_EXPECTED                                                                        \
     "reply, need_reply, hdr.flags=, hdr.size=, raw=, fds=, truncate=, nofd= or FIELD=VALUE"
 
@@ -861,6 +886,8 @@ static int message_tokens(pctx *c, const tok_t *tok, size_t n, const vuf_msg_def
             if (!layout || layout->is_empty)
                 rc = perr(c, tok[i].col, "%s takes no payload fields here (use raw=HEX)",
                           def ? def->name : "an unknown message id");
+            else if (!strncmp(val, "offered", 7) && (val[7] == 0 || val[7] == '&'))
+                rc = add_offered(c, m, pb, key, val, layout, tok[i].col, vcol);
             else if (vuf_pb_set(pb, key, val, err, sizeof err))
                 rc = perr(c, tok[i].col, "%s", err);
             else

@@ -175,10 +175,17 @@ static void print_message(dbuf *b, const vuf_spec *s, vuf_channel ch, const Vuf_
             bool bytes = f->has_bytes;
             if (f->has_bytes && f->has_value)
                 bytes = vuf_session_field_classify(layout, f->path) == VUF_SFIELD_BYTES;
-            if (bytes)
+            if (f->has_offered && f->offered && !bytes) {
+                dput(b, "offered");
+                if (f->has_value) {
+                    dput(b, "&");
+                    dnum(b, f->value);
+                }
+            } else if (bytes) {
                 dhex(b, f->bytes.data, f->bytes.len);
-            else if (f->has_value)
+            } else if (f->has_value) {
                 dnum(b, f->value);
+            }
         }
     }
     if (m->n_fds)
