@@ -13,18 +13,20 @@ Runs an AFL++ campaign on a vufuzz fuzz target:
   2. builds every target with afl-clang-fast, ASan and UBSan
      (CFLAGS=-fsanitize=address,undefined -fno-sanitize-recover=undefined) and
      /usr/lib/afl/libAFLDriver.a as the engine, by running
-     scripts/oss-fuzz/build.sh into build-afl/out (scratch: build-afl/work);
+     scripts/oss-fuzz/build.sh --with-baseline (fuzz_raw too) into
+     build-afl/out (scratch: build-afl/work);
   3. runs afl-fuzz -i SEEDS -o DIR -V N on build-afl/out/T, seeds from
      T_seed_corpus.zip, the dictionary T.dict when there is one, and for
-     fuzz_session the structure-aware session mutator
+     fuzz_session and fuzz_session_sockets the structure-aware session mutator
      (AFL_CUSTOM_MUTATOR_LIBRARY=build-afl/out/libvufuzz_afl_mutator.so);
   4. prints a summary from fuzzer_stats and where the findings are.
 
-  --target T            fuzz_session (default), fuzz_raw, fuzz_checker, fuzz_wire, fuzz_spec
+  --target T            fuzz_session (default), fuzz_session_sockets, fuzz_raw,
+                        fuzz_checker, fuzz_wire, fuzz_spec
   --seconds N           campaign length (default 600)
   --out DIR             afl-fuzz output directory (default build-afl/findings/T); a
                         campaign already there is resumed (AFL_AUTORESUME=1)
-  --no-custom-mutator   fuzz_session with AFL++'s own mutations only
+  --no-custom-mutator   fuzz_session(_sockets) with AFL++'s own mutations only
   --no-build            reuse build-afl/out as it is
 
 The environment afl-fuzz gets: AFL_SKIP_CPUFREQ=1; AFL_NO_UI=1 when stdout is
@@ -53,8 +55,8 @@ while [ $# -gt 0 ]; do
   esac
 done
 case $target in
-  fuzz_session | fuzz_raw | fuzz_checker | fuzz_wire | fuzz_spec) ;;
-  *) die "unknown target '$target' (fuzz_session, fuzz_raw, fuzz_checker, fuzz_wire, fuzz_spec)" ;;
+  fuzz_session | fuzz_session_sockets | fuzz_raw | fuzz_checker | fuzz_wire | fuzz_spec) ;;
+  *) die "unknown target '$target' (fuzz_session, fuzz_session_sockets, fuzz_raw, fuzz_checker, fuzz_wire, fuzz_spec)" ;;
 esac
 [[ $seconds =~ ^[1-9][0-9]*$ ]] || die "--seconds wants a positive number of seconds, not '$seconds'"
 
@@ -76,7 +78,7 @@ if [ "$build" -eq 1 ]; then
   mkdir -p "$A"
   if ! env CC=afl-clang-fast CXX=afl-clang-fast++ CFLAGS="$flags" CXXFLAGS="$flags" \
     LIB_FUZZING_ENGINE="$driver" OUT="$A/out" WORK="$A/work" VUF_SRC="$VUF_ROOT" AFL_QUIET=1 \
-    bash "$VUF_ROOT/scripts/oss-fuzz/build.sh" >"$A/build.log" 2>&1; then
+    bash "$VUF_ROOT/scripts/oss-fuzz/build.sh" --with-baseline >"$A/build.log" 2>&1; then
     tail -40 "$A/build.log" >&2
     die "build failed, see $A/build.log"
   fi
@@ -98,7 +100,7 @@ if [ "$(head -c1 /proc/sys/kernel/core_pattern 2>/dev/null || true)" = "|" ]; th
   export AFL_I_DONT_CARE_ABOUT_MISSING_CRASHES=1
 fi
 unset ASAN_OPTIONS UBSAN_OPTIONS LSAN_OPTIONS MSAN_OPTIONS
-if [ "$target" = fuzz_session ] && [ "$custom" -eq 1 ]; then
+if [ "${target%_sockets}" = fuzz_session ] && [ "$custom" -eq 1 ]; then
   [ -f "$A/out/libvufuzz_afl_mutator.so" ] || die "$A/out/libvufuzz_afl_mutator.so not built"
   export AFL_CUSTOM_MUTATOR_LIBRARY=$A/out/libvufuzz_afl_mutator.so
 else
@@ -146,14 +148,16 @@ if [ "${crashes:-0}" -gt 0 ] || [ "${hangs:-0}" -gt 0 ]; then
   echo "       runs it once in the AFL build (ASan, UBSan, the oracles' abort)"
   raw=""
   [ "$target" = fuzz_raw ] && raw="--raw "
-  if [ "$target" = fuzz_session ] || [ "$target" = fuzz_raw ]; then
+  [ "$target" = fuzz_session_sockets ] && raw="--sockets "
+  if [ "${target%_sockets}" = fuzz_session ] || [ "$target" = fuzz_raw ]; then
     echo "   build/vufuzz replay ${raw}FILE"
     echo "       prints the conversation and the oracles' verdict (scripts/run.sh or scripts/test.sh builds it)"
     echo "   $A/work/vufuzz-build/host/vufuzz replay ${raw}FILE"
     echo "       the same, built by this script (no sanitizers)"
   fi
   echo "Once fixed, keep it as a regression (tests/fuzz_smoke.sh replays it):"
-  echo "   cp FILE fuzz/regressions/${target#fuzz_}-WHAT.bin"
+  reg=${target#fuzz_}
+  echo "   cp FILE fuzz/regressions/${reg%_sockets}-WHAT.bin"
   exit 1
 fi
 echo "no crashes, no hangs"

@@ -23,9 +23,25 @@ VUF_PACKAGES=(
   "zip:/usr/bin/zip"
   "unzip:/usr/bin/unzip"
   "python3:/usr/bin/python3"
+  "python3-yaml:/usr/lib/python3/dist-packages/yaml/__init__.py"
 )
 
 vuf_log() { printf '== %s\n' "$*" >&2; }
+
+# vuf_fuzz_option TARGET KEY: the [libfuzzer] KEY (max_len, timeout, dict) of
+# TARGET's options file, scripts/oss-fuzz/options/TARGET.options: the values
+# OSS-Fuzz runs it with, which every campaign of the scripts uses too
+# (tests/test_fuzz_options.sh checks this against Python's configparser, the
+# parser OSS-Fuzz reads the file with).
+vuf_fuzz_option() {
+  local f=$VUF_ROOT/scripts/oss-fuzz/options/$1.options v
+  v=$(awk -F' *= *' -v k="$2" '/^\[/ { s = ($0 == "[libfuzzer]") } s && $1 == k { print $2 }' "$f" 2>/dev/null)
+  if [ -z "$v" ]; then
+    echo "error: no $2 in $f" >&2
+    return 2
+  fi
+  echo "$v"
+}
 
 vuf_install_deps() {
   local missing=() entry pkg file

@@ -64,6 +64,9 @@ mkdir -p "$work/corpus" "$work/findings"
 cp "$VUF_BUILD"/corpus/*.bin "$work/corpus/"
 seeds=$(ls "$work/corpus" | wc -l)
 ncpu=$(nproc 2>/dev/null || echo 1)
+# the options OSS-Fuzz runs it with (scripts/oss-fuzz/options/fuzz_session.options)
+max_len=$(vuf_fuzz_option fuzz_session max_len)
+fuzz_timeout=$(vuf_fuzz_option fuzz_session timeout)
 set +e
 pids=()
 for j in $(seq 1 "$jobs"); do
@@ -71,8 +74,8 @@ for j in $(seq 1 "$jobs"); do
   # spares the other cores its TLB shootdowns
   pin=()
   if [ "$jobs" -le "$ncpu" ] && command -v taskset >/dev/null; then pin=(taskset -c $((j - 1))); fi
-  "${pin[@]}" "$VUF_BUILD/fuzz/fuzz_session" -seed="$j" -max_total_time="$seconds" -timeout=10 \
-    -rss_limit_mb=4096 -print_final_stats=1 -artifact_prefix="$work/findings/" "$work/corpus" \
+  "${pin[@]}" "$VUF_BUILD/fuzz/fuzz_session" -seed="$j" -max_total_time="$seconds" -max_len="$max_len" \
+    -timeout="$fuzz_timeout" -rss_limit_mb=4096 -print_final_stats=1 -artifact_prefix="$work/findings/" "$work/corpus" \
     >"$work/log.$j" 2>&1 &
   pids+=($!)
 done

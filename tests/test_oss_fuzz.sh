@@ -1,11 +1,15 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: Apache-2.0
 # scripts/oss-fuzz/build.sh in two emulated OSS-Fuzz base-builder
-# environments (libFuzzer with ASan+UBSan; AFL++ with afl-clang-fast and
-# libAFLDriver.a), each from an empty environment into its own $OUT: the
-# emitted files, a short deterministic libFuzzer run of every target on its
-# seed corpus with its .options, and a short afl-fuzz run of the AFL build of
-# fuzz_session with the custom mutator library. About 2 minutes on 2 cores.
+# environments, each from an empty environment into its own $OUT: libFuzzer
+# with ASan+UBSan, as OSS-Fuzz and ClusterFuzzLite build it (fuzz_raw left
+# out), and AFL++ with afl-clang-fast and libAFLDriver.a, as
+# scripts/fuzz-afl.sh builds it (--with-baseline: fuzz_raw too). Checks the
+# emitted files, that the CMake build linked each target with $CXX and
+# $LIB_FUZZING_ENGINE, runs every libFuzzer target briefly and
+# deterministically on its seed corpus with its .options, and the AFL build
+# of fuzz_session under afl-fuzz with the custom mutator library. About 5
+# minutes on 2 cores shared with other jobs.
 set -uo pipefail
 case ${1:-} in
   -h | --help)
@@ -19,15 +23,16 @@ B=${1:?usage: test_oss_fuzz.sh BUILD_DIR}
 root=$PWD
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
-targets=(fuzz_spec fuzz_wire fuzz_checker fuzz_session fuzz_raw)
-declare -A runs=([fuzz_spec]=1000 [fuzz_wire]=50000 [fuzz_checker]=20000 [fuzz_session]=300 [fuzz_raw]=3000)
-declare -A has_dict=([fuzz_spec]=1 [fuzz_wire]=1 [fuzz_checker]=1 [fuzz_session]=0 [fuzz_raw]=1)
+oss_targets=(fuzz_spec fuzz_wire fuzz_checker fuzz_session fuzz_session_sockets) # what OSS-Fuzz gets
+all_targets=("${oss_targets[@]}" fuzz_raw)                  # with --with-baseline
+declare -A runs=([fuzz_spec]=1000 [fuzz_wire]=50000 [fuzz_checker]=20000 [fuzz_session]=300 [fuzz_session_sockets]=300 [fuzz_raw]=3000)
+declare -A has_dict=([fuzz_spec]=1 [fuzz_wire]=1 [fuzz_checker]=1 [fuzz_session]=0 [fuzz_session_sockets]=0 [fuzz_raw]=1)
 driver=/usr/lib/afl/libAFLDriver.a
 
 summary() { echo "$pass passed, $fail failed"; [ "$fail" -eq 0 ]; exit $?; }
 
 missing=()
-for t in clang clang++ afl-clang-fast afl-clang-fast++ afl-fuzz protoc-c zip unzip od nm readelf; do
+for t in cmake clang clang++ afl-clang-fast afl-clang-fast++ afl-fuzz protoc-c zip unzip od nm readelf python3; do
   command -v "$t" >/dev/null 2>&1 || missing+=("$t")
 done
 [ -f "$driver" ] || missing+=("$driver")
@@ -40,13 +45,24 @@ fi
 mkdir -p "$tmp/src"
 ln -s "$root" "$tmp/src/vufuzz"
 
-build() { # build NAME VAR=VALUE...: build.sh from an empty environment
-  local name=$1
+# build.sh's command line
+rc=0
+bash scripts/oss-fuzz/build.sh --bogus >/dev/null 2>"$tmp/usage.err" || rc=$?
+if bash scripts/oss-fuzz/build.sh --help | grep -q -- '--with-baseline' && [ "$rc" -eq 2 ] &&
+  grep -q "unknown argument '--bogus'" "$tmp/usage.err"; then
+  ok "build.sh --help; an unknown argument is refused"
+else
+  ko "build.sh --help or its usage error"
+fi
+
+build() { # build NAME [BUILD.SH-ARG] VAR=VALUE...: build.sh from an empty environment
+  local name=$1 args=()
   shift
+  if [ "${1:-}" = --with-baseline ]; then args=("$1"); shift; fi
   mkdir -p "$tmp/$name"
   if env -i PATH="$PATH" HOME="$tmp" "$@" SRC="$tmp/src" OUT="$tmp/$name/out" WORK="$tmp/$name/work" \
-    bash "$root/scripts/oss-fuzz/build.sh" >"$tmp/$name/build.log" 2>&1; then
-    ok "$name: build.sh"
+    bash "$root/scripts/oss-fuzz/build.sh" "${args[@]}" >"$tmp/$name/build.log" 2>&1; then
+    ok "$name: build.sh ${args[*]}"
   else
     ko "$name: build.sh failed:"
     tail -30 "$tmp/$name/build.log" | sed 's/^/     /'
@@ -56,18 +72,44 @@ build() { # build NAME VAR=VALUE...: build.sh from an empty environment
 
 members() { unzip -Z1 "$1" 2>/dev/null; }
 
-check_out() { # check_out NAME: the files build.sh promises
-  local name=$1 o=$tmp/$1/out t z n f
+max_len() { # max_len OPTIONS-FILE: its [libfuzzer] max_len, read as OSS-Fuzz reads it
+  python3 -c 'import configparser, sys
+p = configparser.ConfigParser()
+p.read(sys.argv[1])
+print(p["libfuzzer"]["max_len"])' "$1"
+}
+
+fields() { # fields FILE WORD: how many times WORD is a whole field of FILE
+  awk -v w="$2" '{ for (i = 1; i <= NF; i++) if ($i == w) n++ } END { print n + 0 }' "$1"
+}
+
+check_out() { # check_out NAME CXX ENGINE TARGET...: the files build.sh promises
+  local name=$1 cxx=$2 engine=$3 o=$tmp/$1/out t z n f l
   local V=$tmp/$1/work/vufuzz-build/host/vufuzz
-  for t in "${targets[@]}"; do
+  shift 3
+  local targets=("$@")
+  for t in "${all_targets[@]}"; do
+    case " ${targets[*]} " in *" $t "*) ;; *)
+      if ls "$o/$t" "$o/$t".* "$o/${t}_seed_corpus.zip" >/dev/null 2>&1; then ko "$name: $t built, though not asked for"; else ok "$name: no $t (not asked for)"; fi
+      continue ;;
+    esac
+    # linked by the CMake build: $CXX $CXXFLAGS ... $LIB_FUZZING_ENGINE
+    # (and compiled without -fsanitize=fuzzer: $CFLAGS has the instrumentation)
+    l=$(find "$tmp/$name/work/vufuzz-build/target" -path "*/$t.dir/link.txt" | head -1)
+    f=${l%/link.txt}/flags.make
+    if [ -n "$l" ] && [ "$(awk '{print $1; exit}' "$l")" = "$(command -v "$cxx")" ] &&
+      [ "$(fields "$l" "$engine")" -eq 1 ] && { [ "$engine" = -fsanitize=fuzzer ] || [ "$(fields "$l" -fsanitize=fuzzer)" -eq 0 ]; } &&
+      [ -f "$f" ] && [ "$(fields "$f" -fsanitize=fuzzer)" -eq 0 ]; then ok "$name: $t linked by $cxx with $engine (CMake)"
+    else ko "$name: $t not linked by $cxx with $engine: $(head -c 300 "$l" 2>/dev/null)"; fi
     if [ -x "$o/$t" ] && grep -q LLVMFuzzerTestOneInput "$o/$t"; then ok "$name: $t built"; else ko "$name: $t missing or not a fuzz target"; fi
     if readelf -d "$o/$t" 2>/dev/null | grep -q 'libprotobuf-c'; then ko "$name: $t needs the shared libprotobuf-c (the runner image has none)"; else ok "$name: $t links libprotobuf-c statically"; fi
     z=$o/${t}_seed_corpus.zip
     n=$(members "$z" | wc -l)
     if [ "$n" -gt 0 ]; then ok "$name: ${t}_seed_corpus.zip ($n files)"; else ko "$name: ${t}_seed_corpus.zip missing or empty"; fi
     f=$o/$t.options
-    if [ -f "$f" ] && [ "$(head -1 "$f")" = "[libfuzzer]" ] && grep -qE '^max_len = [0-9]+$' "$f" &&
-      grep -qx 'timeout = 10' "$f"; then ok "$name: $t.options"; else ko "$name: $t.options: $(tr '\n' '|' <"$f" 2>/dev/null)"; fi
+    if cmp -s "$f" "scripts/oss-fuzz/options/$t.options" && [[ $(max_len "$f" 2>/dev/null) =~ ^[1-9][0-9]*$ ]] &&
+      grep -qx 'timeout = 10' "$f"; then ok "$name: $t.options (scripts/oss-fuzz/options/$t.options, max_len $(max_len "$f"))"
+    else ko "$name: $t.options missing, unreadable or not scripts/oss-fuzz/options/$t.options"; fi
     if [ "${has_dict[$t]}" -eq 1 ]; then
       if grep -qx "dict = $t.dict" "$f" && [ -s "$o/$t.dict" ]; then ok "$name: $t.dict"; else ko "$name: $t.dict missing or not in $t.options"; fi
     elif grep -q '^dict' "$f"; then ko "$name: $t.options names a dictionary"; fi
@@ -80,11 +122,13 @@ check_out() { # check_out NAME: the files build.sh promises
   n=0
   for f in "${want[@]}" replay-handshake.trace; do grep -qxF "$f" <<<"$got" || n=$((n + 1)); done
   if [ "$n" -eq 0 ]; then ok "$name: fuzz_checker seeds: every golden and sample trace, the replayed corpus"; else ko "$name: fuzz_checker seeds lack $n traces"; fi
-  got=$(members "$o/fuzz_session_seed_corpus.zip")
-  n=0
-  for f in corpus/*.txt; do grep -qxF "$(basename "$f" .txt).bin" <<<"$got" || n=$((n + 1)); done
-  for f in fuzz/regressions/session-*.bin; do grep -qxF "$(basename "$f")" <<<"$got" || n=$((n + 1)); done
-  if [ "$n" -eq 0 ]; then ok "$name: fuzz_session seeds: every corpus/*.txt encoded, the regressions"; else ko "$name: fuzz_session seeds lack $n files"; fi
+  for t in fuzz_session fuzz_session_sockets; do
+    got=$(members "$o/${t}_seed_corpus.zip")
+    n=0
+    for f in corpus/*.txt; do grep -qxF "$(basename "$f" .txt).bin" <<<"$got" || n=$((n + 1)); done
+    for f in fuzz/regressions/session-*.bin; do grep -qxF "$(basename "$f")" <<<"$got" || n=$((n + 1)); done
+    if [ "$n" -eq 0 ]; then ok "$name: $t seeds: every corpus/*.txt encoded, the session regressions"; else ko "$name: $t seeds lack $n files"; fi
+  done
   if [ -f "$B/corpus/handshake.bin" ]; then
     mkdir -p "$tmp/$name/z"
     unzip -q -o "$o/fuzz_session_seed_corpus.zip" handshake.bin -d "$tmp/$name/z"
@@ -93,13 +137,15 @@ check_out() { # check_out NAME: the files build.sh promises
   got=$(members "$o/fuzz_wire_seed_corpus.zip")
   if grep -q '^msg-' <<<"$got" && grep -q '^wire-' <<<"$got"; then ok "$name: fuzz_wire seeds: messages, the regressions"; else ko "$name: fuzz_wire seeds lack messages or regressions"; fi
   # fuzz_raw: byte streams that start with GET_FEATURES (id 1, flags 1, size 0)
-  mkdir -p "$tmp/$name/raw"
-  unzip -q -o "$o/fuzz_raw_seed_corpus.zip" -d "$tmp/$name/raw"
-  n=0
-  for f in "$tmp/$name/raw"/*; do
-    [ "$(od -An -tx1 -N12 "$f" | tr -d ' \n')" = 010000000100000000000000 ] && n=$((n + 1))
-  done
-  if [ "$n" -gt 0 ]; then ok "$name: fuzz_raw seeds: $n handshakes start with GET_FEATURES"; else ko "$name: no fuzz_raw seed starts with GET_FEATURES"; fi
+  if [ -f "$o/fuzz_raw" ]; then
+    mkdir -p "$tmp/$name/raw"
+    unzip -q -o "$o/fuzz_raw_seed_corpus.zip" -d "$tmp/$name/raw"
+    n=0
+    for f in "$tmp/$name/raw"/*; do
+      [ "$(od -An -tx1 -N12 "$f" | tr -d ' \n')" = 010000000100000000000000 ] && n=$((n + 1))
+    done
+    if [ "$n" -gt 0 ]; then ok "$name: fuzz_raw seeds: $n handshakes start with GET_FEATURES"; else ko "$name: no fuzz_raw seed starts with GET_FEATURES"; fi
+  fi
   # dictionaries: the table's message names
   n=$("$V" spec list | grep -cE '^(frontend|backend) ')
   if [ "$(grep -cE '^(frontend|backend)_[A-Z0-9_]+="(\\x[0-9a-f]{2}){4}"$' "$o/fuzz_wire.dict")" -eq "$n" ]; then ok "$name: fuzz_wire.dict: the $n message ids of the table"; else ko "$name: fuzz_wire.dict does not hold the $n message ids"; fi
@@ -125,15 +171,15 @@ check_out() { # check_out NAME: the files build.sh promises
 # ---- libFuzzer, ASan+UBSan ----
 lf_flags="-O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined -fsanitize-address-use-after-scope -fsanitize=fuzzer-no-link"
 if build libfuzzer CC=clang CXX=clang++ CFLAGS="$lf_flags" CXXFLAGS="$lf_flags" LIB_FUZZING_ENGINE=-fsanitize=fuzzer; then
-  check_out libfuzzer
+  check_out libfuzzer clang++ -fsanitize=fuzzer "${oss_targets[@]}"
   o=$tmp/libfuzzer/out
-  for t in "${targets[@]}"; do
+  for t in "${oss_targets[@]}"; do
     [ -x "$o/$t" ] || continue
     seeds=$tmp/libfuzzer/seeds/$t
     mkdir -p "$seeds" "$tmp/artifacts"
     unzip -q -o "$o/${t}_seed_corpus.zip" -d "$seeds"
     args=(-seed=1 "-runs=${runs[$t]}" -max_total_time=60 -rss_limit_mb=2048 -artifact_prefix="$tmp/artifacts/")
-    args+=("-max_len=$(awk -F' = ' '$1 == "max_len" {print $2}' "$o/$t.options")")
+    args+=("-max_len=$(max_len "$o/$t.options")")
     args+=("-timeout=$(awk -F' = ' '$1 == "timeout" {print $2}' "$o/$t.options")")
     d=$(awk -F' = ' '$1 == "dict" {print $2}' "$o/$t.options")
     if [ -n "$d" ]; then args+=("-dict=$o/$d"); fi
@@ -148,11 +194,11 @@ fi
 
 # ---- AFL++: afl-clang-fast, libAFLDriver.a ----
 afl_flags="-O1 -g -fsanitize=address,undefined"
-if build afl AFL_QUIET=1 CC=afl-clang-fast CXX=afl-clang-fast++ CFLAGS="$afl_flags" CXXFLAGS="$afl_flags" \
-  LIB_FUZZING_ENGINE="$driver"; then
-  check_out afl
+if build afl --with-baseline AFL_QUIET=1 CC=afl-clang-fast CXX=afl-clang-fast++ CFLAGS="$afl_flags" \
+  CXXFLAGS="$afl_flags" LIB_FUZZING_ENGINE="$driver"; then
+  check_out afl afl-clang-fast++ "$driver" "${all_targets[@]}"
   o=$tmp/afl/out
-  for t in "${targets[@]}"; do
+  for t in "${all_targets[@]}"; do
     [ -x "$o/$t" ] || continue
     mkdir -p "$tmp/afl/seeds/$t"
     unzip -q -o "$o/${t}_seed_corpus.zip" -d "$tmp/afl/seeds/$t"

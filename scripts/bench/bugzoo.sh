@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: Apache-2.0
-# The bug-zoo benchmark: historical vhost-user bugs (the shared bug-zoo.md),
-# re-introduced one at a time into a COPY of the tree as patches
+# The bug-zoo benchmark: historical vhost-user bugs (scripts/bench/bugzoo/
+# README.md, "The historical bugs"), re-introduced one at a time into a COPY of the tree as patches
 # (scripts/bench/bugzoo/NN-name.patch), each hunted by fuzzing. Time to the
 # first finding, structured (fuzz_session: session inputs, the custom
 # mutator, seeds = the build's corpus/*.bin) against raw bytes (fuzz_raw:
@@ -29,7 +29,8 @@
 #     replay it clean. A patch that no longer applies, builds or reproduces is
 #     skipped with a FAIL line. Reproducers are never given to the fuzzers.
 #  4. Runs R campaigns per engine per bug, J at a time: -seed=RUN (1..R, the
-#     same for both engines), -max_total_time=60*M, -timeout=10 (a hang is a
+#     same for both engines), -max_total_time=60*M, -max_len of the target's
+#     options (scripts/oss-fuzz/options/T.options), -timeout=10 (a hang is a
 #     finding), -rss_limit_mb=4096, -artifact_prefix; stdin is /dev/null
 #     (bug 02 is seen when the device closes fd 0). libFuzzer stops at the
 #     first finding, so the time to find is the wall clock of the run
@@ -46,6 +47,8 @@ set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 ZOO=$ROOT/scripts/bench/bugzoo
+# shellcheck source=scripts/lib.sh
+. "$ROOT/scripts/lib.sh" # vuf_fuzz_option
 
 usage() {
   cat <<'EOF'
@@ -525,8 +528,9 @@ fi
 # One campaign: writes DIR/result: found secs oracle seed-input artifact note
 campaign() {
   local id=$1 eng=$2 run=$3 dir=$4 bin clean_bin t0 t1 rc art oracle="" seedf=0 found=0 note=""
-  local tgt=fuzz_session seeds=$SEEDS used=0 seg=0 left log foreign=0 d=0
+  local tgt=fuzz_session seeds=$SEEDS used=0 seg=0 left log foreign=0 d=0 max_len
   if [ "$eng" = raw ]; then tgt=fuzz_raw seeds=$W/seeds-raw; fi
+  max_len=$(vuf_fuzz_option "$tgt" max_len) # as OSS-Fuzz runs the target
   bin=$W/$id/build/fuzz/$tgt
   clean_bin=$W/clean/build/fuzz/$tgt
   mkdir -p "$dir/corpus"
@@ -545,7 +549,7 @@ campaign() {
     rc=0
     t0=$(date +%s.%N)
     timeout -k 30 $((left + 300)) "$bin" -seed=$((run + 1000 * (seg - 1))) -max_total_time="$left" \
-      -timeout=10 -rss_limit_mb=4096 -artifact_prefix="$dir/s$seg-" -print_final_stats=1 \
+      -max_len="$max_len" -timeout=10 -rss_limit_mb=4096 -artifact_prefix="$dir/s$seg-" -print_final_stats=1 \
       "$dir/corpus" </dev/null >"$log" 2>&1 &
     echo $! >"$dir/pid"
     wait $! || rc=$?

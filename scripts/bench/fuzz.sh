@@ -27,13 +27,16 @@
 #               (-fsanitize-coverage-allowlist), at the start and at the end;
 #   messages    which table messages reached an accepting handler of the
 #               device, out of those it implements.
-# Installs what is missing and builds like scripts/run.sh.
+# Every run takes its target's -max_len and -timeout as OSS-Fuzz runs it
+# (scripts/oss-fuzz/options/T.options; fuzz_session's for the three of step 2;
+# 8192 everywhere); --max-len N gives them all N instead. Installs what is
+# missing and builds like scripts/run.sh.
 set -euo pipefail
 . "$(dirname "$0")/../lib.sh"
 
-minutes=5 steady=60 out="" json="" maxlen=4096
+minutes=5 steady=60 out="" json="" maxlen=""
 usage() {
-  sed -n '3,30p' "$0" | sed 's/^# \{0,1\}//'
+  sed -n '3,33p' "$0" | sed 's/^# \{0,1\}//'
 }
 while [ $# -gt 0 ]; do
   case "$1" in
@@ -84,11 +87,18 @@ cov0_s=$(edges "$COV/fuzz/fuzz_session" "$out/structured")
 cov0_r=$(edges "$COV/fuzz/fuzz_raw" "$out/raw")
 
 vuf_log "two campaigns of $minutes min, side by side (corpora and logs in $out)"
-common=(-max_total_time="$secs" -timeout=10 -rss_limit_mb=4096 -print_final_stats=1
-        -max_len="$maxlen" -artifact_prefix="$out/artifacts/")
-"$B/fuzz/fuzz_session" -seed=1 "${common[@]}" "$out/structured" >"$out/structured.log" 2>&1 &
+common=(-max_total_time="$secs" -rss_limit_mb=4096 -print_final_stats=1 -artifact_prefix="$out/artifacts/")
+# each target's -max_len (or --max-len) and -timeout, as OSS-Fuzz runs it
+s_len=${maxlen:-$(vuf_fuzz_option fuzz_session max_len)}
+r_len=${maxlen:-$(vuf_fuzz_option fuzz_raw max_len)}
+s_timeout=$(vuf_fuzz_option fuzz_session timeout)
+r_timeout=$(vuf_fuzz_option fuzz_raw timeout)
+sopts=(-max_len="$s_len" -timeout="$s_timeout")
+ropts=(-max_len="$r_len" -timeout="$r_timeout")
+vuf_log "structured: ${sopts[*]}; raw: ${ropts[*]}"
+"$B/fuzz/fuzz_session" -seed=1 "${common[@]}" "${sopts[@]}" "$out/structured" >"$out/structured.log" 2>&1 &
 spid=$!
-"$B/fuzz/fuzz_raw" -seed=1 "${common[@]}" "$out/raw" >"$out/raw.log" 2>&1 &
+"$B/fuzz/fuzz_raw" -seed=1 "${common[@]}" "${ropts[@]}" "$out/raw" >"$out/raw.log" 2>&1 &
 rpid=$!
 start=$(date +%s)
 last() { grep -E '^#[0-9]+' "$1" | tail -1 | sed 's/  */ /g' | cut -c1-90; }
@@ -106,8 +116,9 @@ stat() { sed -n "s/^stat::$2: *//p" "$1" | tail -1; }
 # 2. the grown corpus, target by target, one at a time
 steady_eps() { # steady_eps BIN LABEL: exec/s of S seconds on a copy of the grown corpus
   rm -rf "$out/steady" && mkdir -p "$out/steady" && cp "$out/structured"/* "$out/steady/"
-  "$1" -seed=2 -max_total_time="$steady" -timeout=10 -rss_limit_mb=4096 -print_final_stats=1 \
-    -max_len="$maxlen" -artifact_prefix="$out/artifacts/" "$out/steady" >"$out/steady-$2.log" 2>&1 || true
+  # the three are fuzz_session builds: fuzz_session's -max_len and -timeout for all
+  "$1" -seed=2 -max_total_time="$steady" "${sopts[@]}" -rss_limit_mb=4096 -print_final_stats=1 \
+    -artifact_prefix="$out/artifacts/" "$out/steady" >"$out/steady-$2.log" 2>&1 || true
   stat "$out/steady-$2.log" average_exec_per_sec
 }
 vuf_log "the grown corpus ($(ls "$out/structured" | wc -l) inputs), ${steady}s per target"

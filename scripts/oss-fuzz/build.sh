@@ -1,49 +1,67 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: Apache-2.0
-# Builds every vufuzz fuzz target the OSS-Fuzz way (see --help).
+# Builds the vufuzz fuzz targets the OSS-Fuzz way, through the project's CMake
+# build (see --help). OSS-Fuzz's projects/vufuzz/build.sh and ClusterFuzzLite's
+# .clusterfuzzlite/build.sh only run this script.
 set -euo pipefail
 
 usage() {
-  cat <<'EOF'
-usage: scripts/oss-fuzz/build.sh [--help]
+  cat <<'USAGE'
+usage: scripts/oss-fuzz/build.sh [--with-baseline] [--help]
 
-Builds the vufuzz fuzz targets (fuzz_spec fuzz_wire fuzz_checker fuzz_session
-fuzz_raw) the OSS-Fuzz way, for whichever engine and sanitizer the environment
-describes. It reads only the base-builder variables:
+Builds the vufuzz fuzz targets fuzz_spec, fuzz_wire, fuzz_checker,
+fuzz_session and fuzz_session_sockets the OSS-Fuzz way, for whichever engine
+and sanitizer the environment describes, by driving the project's CMake build. It reads only the
+base-builder variables:
 
-  CC CFLAGS            compile every C source (C11, -D_GNU_SOURCE)
-  CXX CXXFLAGS         link the targets, with
-  LIB_FUZZING_ENGINE   the engine (-fsanitize=fuzzer, libAFLDriver.a, ...)
+  CC CFLAGS            compile every C source (the CMake build adds C11,
+                       -D_GNU_SOURCE, -Wall -Wextra; no -Werror)
+  CXX CXXFLAGS         link the fuzz targets, with
+  LIB_FUZZING_ENGINE   the engine (-fsanitize=fuzzer, libAFLDriver.a, ...),
+                       given to CMake as -DVUF_LIB_FUZZING_ENGINE
   OUT                  where the targets and their files go
   SRC                  the source is $SRC/vufuzz
   WORK                 scratch space (a temporary directory when unset)
 
+  --with-baseline      also fuzz_raw, the raw-bytes baseline of scripts/bench/
+                       (scripts/fuzz-afl.sh passes it; OSS-Fuzz does not: it
+                       is a benchmark baseline, not worth fuzzing CPU)
+
 Optional overrides (not set by OSS-Fuzz):
   VUF_SRC              the source tree (default: $SRC/vufuzz, else the
                        repository that contains this script)
-  VUF_HOST_CC          compiler for the build-time tools and the AFL++ mutator
+  VUF_HOST_CC          compiler of the host build: the vufuzz command line and
+                       trace_bytes that make the seeds, and the AFL++ mutator
                        library (default: the first of clang, cc, gcc)
+  VUF_HOST_CXX         its C++ compiler (default: clang++, c++ or g++ to match)
   VUF_HOST_CFLAGS      its flags (default: -O2 -g; never $CFLAGS)
   VUF_PROTOBUF_C_LIB   the static libprotobuf-c.a to link
   VUF_JOBS             parallel compiler jobs (default: nproc)
 
-Writes into $OUT, for each target T:
+Two CMake builds in $WORK/vufuzz-build: host/ (host compiler, no sanitizer,
+no instrumentation) and target/ ($CC $CFLAGS, the engine). Writes into $OUT,
+for each target T:
   T                    the fuzz target
   T_seed_corpus.zip    its seeds
-  T.options            [libfuzzer] max_len, timeout (and dict)
-  T.dict               fuzz_spec, fuzz_wire, fuzz_checker, fuzz_raw
+  T.options            scripts/oss-fuzz/options/T.options: [libfuzzer]
+                       max_len, timeout (and dict)
+  T.dict               fuzz_spec, fuzz_wire, fuzz_checker (fuzz_raw)
+fuzz_session_sockets takes fuzz_session's seeds; its options are the same values.
 and libvufuzz_afl_mutator.so, the session mutator as an AFL++ custom mutator
-(AFL_CUSTOM_MUTATOR_LIBRARY; built with the host compiler, no sanitizers).
+(AFL_CUSTOM_MUTATOR_LIBRARY; from the host build).
 
-Needs protoc-c, libprotobuf-c (static), zip, od and a host C compiler.
-EOF
+Needs cmake, protoc-c, libprotobuf-c (static), zip, od and a host C compiler.
+USAGE
 }
 
-case "${1:-}" in
-  -h | --help) usage; exit 0 ;;
-  "") ;;
-  *) echo "build.sh: unknown argument '$1' (try --help)" >&2; exit 2 ;;
-esac
+baseline=0
+for arg in "$@"; do
+  case $arg in
+    -h | --help) usage; exit 0 ;;
+    --with-baseline) baseline=1 ;;
+    *) echo "build.sh: unknown argument '$arg' (try --help)" >&2; exit 2 ;;
+  esac
+done
 
 die() { echo "build.sh: error: $*" >&2; exit 2; }
 log() { echo "build.sh: $*" >&2; }
@@ -51,12 +69,6 @@ log() { echo "build.sh: $*" >&2; }
 for v in CC CXX LIB_FUZZING_ENGINE OUT; do
   [ -n "${!v:-}" ] || die "\$$v is not set; this script expects the OSS-Fuzz base-builder environment (see --help)"
 done
-# word lists, as OSS-Fuzz build scripts use them unquoted
-read -r -a cc <<<"$CC"
-read -r -a cxx <<<"$CXX"
-read -r -a cflags <<<"${CFLAGS:-}"
-read -r -a cxxflags <<<"${CXXFLAGS:-}"
-read -r -a engine <<<"$LIB_FUZZING_ENGINE"
 
 # ---- where things are ----
 script_dir=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -72,6 +84,14 @@ fi
 S=$(cd "$S" && pwd)
 [ -f "$S/spec/vhost-user.spec" ] || die "$S is not the vufuzz source tree (no spec/vhost-user.spec)"
 
+targets=(fuzz_spec fuzz_wire fuzz_checker fuzz_session fuzz_session_sockets)
+if [ "$baseline" = 1 ]; then targets+=(fuzz_raw); fi
+has() { # has T: T is built
+  local t
+  for t in "${targets[@]}"; do [ "$t" = "$1" ] && return 0; done
+  return 1
+}
+
 mkdir -p "$OUT"
 OUT=$(cd "$OUT" && pwd)
 if [ -n "${WORK:-}" ]; then
@@ -82,9 +102,10 @@ else
   B=$(mktemp -d)
   trap 'rm -rf "$B"' EXIT
 fi
-mkdir -p "$B/gen" "$B/host" "$B/target" "$B/seeds"
+mkdir -p "$B/seeds"
 
 # ---- tools ----
+command -v cmake >/dev/null 2>&1 || die "cmake not found (apt-get install cmake)"
 command -v protoc-c >/dev/null 2>&1 || die "protoc-c not found (Debian/Ubuntu: apt-get install protobuf-c-compiler)"
 command -v zip >/dev/null 2>&1 || die "zip not found (apt-get install zip)"
 command -v od >/dev/null 2>&1 || die "od not found (coreutils)"
@@ -97,6 +118,16 @@ else
   done
   [ -n "$host_cc" ] || die "no host C compiler (clang, cc or gcc) for the build-time tools; set VUF_HOST_CC"
 fi
+if [ -n "${VUF_HOST_CXX:-}" ]; then
+  host_cxx=$VUF_HOST_CXX
+else
+  case $(basename "$host_cc") in
+    clang*) host_cxx=${host_cc/%clang/clang++} ;;
+    gcc*) host_cxx=${host_cc/%gcc/g++} ;;
+    *) host_cxx=c++ ;;
+  esac
+fi
+command -v "$host_cxx" >/dev/null 2>&1 || die "no host C++ compiler '$host_cxx' (the CMake project enables C++); set VUF_HOST_CXX"
 if [ -n "${VUF_PROTOBUF_C_LIB:-}" ]; then
   pbc=$VUF_PROTOBUF_C_LIB
 else
@@ -114,118 +145,58 @@ jobs=${VUF_JOBS:-$(nproc 2>/dev/null || echo 2)}
 log "source $S, output $OUT, scratch $B"
 log "CC=$CC CXX=$CXX LIB_FUZZING_ENGINE=$LIB_FUZZING_ENGINE host compiler $host_cc"
 
-# ---- generated sources ----
-# The spec table compiled in (what cmake/embed.cmake does): bytes as a C array.
+cmake_build() { # cmake_build NAME [ENV...] -- CMAKE-ARGS... -- TARGETS...: configure and build $B/NAME
+  local name=$1 dir=$B/$1 envs=() args=()
+  shift
+  while [ "$1" != -- ]; do envs+=("$1"); shift; done
+  shift
+  while [ "$1" != -- ]; do args+=("$1"); shift; done
+  shift
+  # libprotobuf-c linked statically (the runner image has no shared one);
+  # warnings stay warnings (the compilers of the base images change)
+  if ! env "${envs[@]}" cmake -S "$S" -B "$dir" -DVUF_PROTOBUF_C_LIBRARY="$pbc" -DVUF_WERROR=OFF \
+    "${args[@]}" >"$B/$name.configure.log" 2>&1; then
+    tail -40 "$B/$name.configure.log" >&2
+    die "configuring the $name build failed (log: $B/$name.configure.log)"
+  fi
+  if ! env "${envs[@]}" cmake --build "$dir" -j"$jobs" --target "$@" >"$B/$name.build.log" 2>&1; then
+    grep -E 'error|Error' -A3 "$B/$name.build.log" | head -60 >&2
+    die "the $name build failed (log: $B/$name.build.log)"
+  fi
+}
+built() { # built BUILD NAME: the file of CMake target NAME, from the build's manifest
+  local f
+  f=$(awk -v t="$2" '$1 == t { print $2 }' "$B/$1/oss-fuzz-targets.txt" 2>/dev/null)
+  [ -n "$f" ] && [ -f "$f" ] || die "the $1 build made no $2 (see $B/$1/oss-fuzz-targets.txt)"
+  echo "$f"
+}
+
+# The two builds run side by side: each one's libraries wait for the ones
+# they link, so one build alone leaves cores idle.
+# ---- host build: the vufuzz command line and trace_bytes (to make the
+# seeds), the AFL++ mutator library. Plain host compiler: none of $CFLAGS
+# (no sanitizers, no coverage), since afl-fuzz loads the library into itself.
+log "host build ($host_cc) and target build ($CC, $LIB_FUZZING_ENGINE: ${targets[*]})"
+cmake_build host -u CFLAGS -u CXXFLAGS -u CPPFLAGS -u LDFLAGS CC="$host_cc" CXX="$host_cxx" -- \
+  -DCMAKE_C_FLAGS="${VUF_HOST_CFLAGS:--O2 -g}" -DCMAKE_CXX_FLAGS="${VUF_HOST_CFLAGS:--O2 -g}" \
+  -DVUF_SANITIZE=OFF -DVUF_FUZZ=OFF -DVUF_AFL_MUTATOR=ON -- vufuzz vufuzz_afl_mutator vuf_trace_bytes &
+host_pid=$!
+# ---- target build: $CC $CFLAGS (CMake reads CC, CXX, CFLAGS, CXXFLAGS from
+# the environment), every fuzz target linked by $CXX $CXXFLAGS with the engine
+target_rc=0
+(cmake_build target -- -DVUF_LIB_FUZZING_ENGINE="$LIB_FUZZING_ENGINE" -DVUF_SANITIZE=OFF \
+  -DVUF_AFL_MUTATOR=OFF -- "${targets[@]}") || target_rc=$?
+wait "$host_pid" || exit 2
+[ "$target_rc" -eq 0 ] || exit 2
+V=$(built host vufuzz)
+trace_bytes=$(built host vuf_trace_bytes)
+cp "$(built host vufuzz_afl_mutator)" "$OUT/libvufuzz_afl_mutator.so"
+for t in "${targets[@]}"; do
+  cp "$(built target "$t")" "$OUT/$t"
+done
+
 spec=$S/spec/vhost-user.spec
-{
-  printf '#include <stddef.h>\nconst char vuf_spec_default_data[] = {\n'
-  od -An -v -tx1 "$spec" | sed -e 's/ *\([0-9a-f][0-9a-f]\)/0x\1,/g'
-  printf '0};\nconst size_t vuf_spec_default_size = %s;\n' "$(wc -c <"$spec" | tr -d ' ')"
-} >"$B/gen/spec_default.c"
-protoc-c --c_out="$B/gen" --proto_path="$S/session" session.proto
-# the version vufuzz --version reports (what cmake/version.cmake writes)
-cmake -DVERSION="$(sed -n 's/^project(vufuzz VERSION \([0-9.]*\).*/\1/p' "$S/CMakeLists.txt")" \
-  -DSRC="$S" -DOUT="$B/gen/version.c" -P "$S/cmake/version.cmake"
-
-# ---- sources ----
 shopt -s nullglob
-core_src=("$S"/spec/*.c "$S"/wire/*.c "$S"/trace/*.c "$S"/checkers/*.c "$S"/common/*.c "$B/gen/spec_default.c")
-ref_src=("$S"/reference/*.c)
-session_src=("$S"/session/*.c "$B/gen/session.pb-c.c")
-harness_src=("$S"/harness/*.c "$S/fuzz/mutator.c")
-tool_src=("$S"/tools/*.c "$S"/proc/*.c "$S"/monitor/*.c "$B/gen/version.c")
-# what the AFL++ mutator library needs (as fuzz/CMakeLists.txt builds it)
-mutator_src=("$S/fuzz/afl_mutator.c" "$S/fuzz/mutator.c" "${session_src[@]}"
-  "$S"/spec/*.c "$S/wire/codec.c" "$S"/trace/*.c "$S/common/util.c" "$B/gen/spec_default.c")
-targets=(fuzz_spec fuzz_wire fuzz_checker fuzz_session fuzz_raw)
-includes=(-I"$S/common" -I"$S/spec" -I"$S/wire" -I"$S/trace" -I"$S/checkers" -I"$S/reference" -I"$S/session" -I"$S/harness" -I"$S/fuzz" -I"$S/proc" -I"$S/monitor" -I"$B/gen")
-
-obj() { # obj DIR SRC: the object file of SRC in DIR
-  local rel=${2#"$S"/}
-  rel=${rel#"$B"/}
-  rel=${rel//\//_}
-  echo "$1/${rel%.c}.o"
-}
-objs() { # objs DIR SRC...: their object files
-  local d=$1 s
-  shift
-  for s in "$@"; do obj "$d" "$s"; done
-}
-
-# A small job pool: at most $jobs commands at once; failures are collected.
-failed=$B/failed
-: >"$failed"
-running=0
-run() { # run LOG CMD...
-  local logf=$1
-  shift
-  if [ "$running" -ge "$jobs" ]; then
-    wait -n || true
-    running=$((running - 1))
-  fi
-  ("$@" >"$logf" 2>&1 || echo "$logf" >>"$failed") &
-  running=$((running + 1))
-}
-finish() { # finish WHAT: wait for the pool, stop with the logs of failures
-  wait
-  running=0
-  if [ -s "$failed" ]; then
-    while read -r l; do
-      echo "--- $l" >&2
-      head -40 "$l" >&2
-    done <"$failed"
-    die "$1 failed"
-  fi
-}
-
-# ---- host build: the build-time tools and the AFL++ mutator library ----
-# Plain host compiler: no $CFLAGS (no sanitizers, no coverage), position
-# independent so the same objects go into the shared library.
-read -r -a host_cflags <<<"${VUF_HOST_CFLAGS:--O2 -g}"
-tb_src=$S/scripts/oss-fuzz/trace_bytes.c
-host_all=("${core_src[@]}" "${ref_src[@]}" "${session_src[@]}" "${harness_src[@]}" "${tool_src[@]}"
-  "$S/fuzz/afl_mutator.c" "$tb_src")
-for s in "${host_all[@]}"; do
-  o=$(obj "$B/host" "$s")
-  run "$o.log" "$host_cc" -std=c11 -D_GNU_SOURCE -DVUF_HAVE_REFERENCE=1 -fPIC "${host_cflags[@]}" \
-    "${includes[@]}" -I"$S/tools" -c "$s" -o "$o"
-done
-finish "host compilation ($host_cc)"
-
-# ---- target build: $CC $CFLAGS, linked with $CXX $CXXFLAGS $LIB_FUZZING_ENGINE ----
-for s in "${core_src[@]}" "${ref_src[@]}" "${session_src[@]}" "${harness_src[@]}"; do
-  o=$(obj "$B/target" "$s")
-  run "$o.log" "${cc[@]}" -std=c11 -D_GNU_SOURCE -Wall -Wextra "${includes[@]}" "${cflags[@]}" -c "$s" -o "$o"
-done
-for t in "${targets[@]}"; do
-  run "$B/target/$t.o.log" "${cc[@]}" -std=c11 -D_GNU_SOURCE -Wall -Wextra "${includes[@]}" "${cflags[@]}" \
-    -c "$S/fuzz/$t.c" -o "$B/target/$t.o"
-done
-finish "compilation with \$CC ($CC)"
-
-mapfile -t core_o < <(objs "$B/target" "${core_src[@]}")
-mapfile -t harness_o < <(objs "$B/target" "${ref_src[@]}" "${session_src[@]}" "${harness_src[@]}")
-for t in "${targets[@]}"; do
-  case $t in
-    fuzz_session | fuzz_raw) deps=("${core_o[@]}" "${harness_o[@]}") ;;
-    *) deps=("${core_o[@]}") ;;
-  esac
-  run "$B/target/$t.link.log" "${cxx[@]}" "${cxxflags[@]}" "$B/target/$t.o" "${deps[@]}" "${engine[@]}" \
-    "$pbc" -o "$OUT/$t"
-done
-
-# host links: the vufuzz command line, the seed tool, the mutator library
-host_o() { objs "$B/host" "$@"; }
-mapfile -t tool_o < <(host_o "${core_src[@]}" "${ref_src[@]}" "${session_src[@]}" "${harness_src[@]}" "${tool_src[@]}")
-run "$B/host/vufuzz.link.log" "$host_cc" "${tool_o[@]}" "$pbc" -o "$B/host/vufuzz"
-mapfile -t tb_o < <(host_o "${core_src[@]}")
-run "$B/host/trace_bytes.link.log" "$host_cc" "$(obj "$B/host" "$tb_src")" "${tb_o[@]}" -o "$B/host/trace_bytes"
-printf '{\n  global: afl_custom_*;\n  local: *;\n};\n' >"$B/host/afl_mutator.map"
-mapfile -t mut_o < <(host_o "${mutator_src[@]}")
-run "$B/host/mutator.link.log" "$host_cc" -shared -fPIC "${mut_o[@]}" "$pbc" -Wl,-z,defs \
-  -Wl,--version-script="$B/host/afl_mutator.map" -o "$OUT/libvufuzz_afl_mutator.so"
-finish "linking"
-V=$B/host/vufuzz
 
 # ---- seed corpora ----
 regressions() { # regressions DIR T: saved findings of target T (fuzz/regressions/T-*.bin) as seeds
@@ -254,13 +225,11 @@ cp "${traces[@]}" "$B/seeds/fuzz_checker/"
 # fuzz_wire: every message of those traces; fuzz_raw: the front-end's
 # fd-less main-channel messages of each trace as one byte stream (the
 # handshake of every corpus session, as far as it goes without fds)
-"$B/host/trace_bytes" wire "$B/seeds/fuzz_wire" "${traces[@]}"
-"$B/host/trace_bytes" raw "$B/seeds/fuzz_raw" "${traces[@]}"
-regressions "$B/seeds/fuzz_spec" spec
-regressions "$B/seeds/fuzz_wire" wire
-regressions "$B/seeds/fuzz_checker" checker
-regressions "$B/seeds/fuzz_session" session
-regressions "$B/seeds/fuzz_raw" raw
+"$trace_bytes" wire "$B/seeds/fuzz_wire" "${traces[@]}"
+if has fuzz_raw; then "$trace_bytes" raw "$B/seeds/fuzz_raw" "${traces[@]}"; fi
+for t in "${targets[@]}"; do regressions "$B/seeds/$t" "${t#fuzz_}"; done
+# fuzz_session_sockets: the same inputs as fuzz_session (its regressions too)
+cp "$B/seeds/fuzz_session"/* "$B/seeds/fuzz_session_sockets/"
 for t in "${targets[@]}"; do
   set -- "$B/seeds/$t"/*
   [ $# -gt 0 ] || die "no seeds for $t"
@@ -329,7 +298,9 @@ le32() { # le32 N: N as 4 little-endian bytes in dictionary escapes
   done
 } >"$B/wire.dict"
 sed 's/^# @TARGET@:/# fuzz_wire (after its first byte, sender | channel << 1):/' "$B/wire.dict" >"$OUT/fuzz_wire.dict"
-sed 's/^# @TARGET@:/# fuzz_raw (the bytes on the main socket):/' "$B/wire.dict" >"$OUT/fuzz_raw.dict"
+if has fuzz_raw; then
+  sed 's/^# @TARGET@:/# fuzz_raw (the bytes on the main socket):/' "$B/wire.dict" >"$OUT/fuzz_raw.dict"
+fi
 
 # fuzz_spec reads the table format (spec/README.md): its keywords and names.
 {
@@ -341,21 +312,17 @@ sed 's/^# @TARGET@:/# fuzz_raw (the bytes on the main socket):/' "$B/wire.dict" 
 } >"$OUT/fuzz_spec.dict"
 
 # ---- options ----
-# No close_fd_mask: the targets report what they found on stderr before they
+# One file per target, in the repository: the same values serve OSS-Fuzz,
+# scripts/run.sh, scripts/bench/ and the documented commands. No
+# close_fd_mask: the targets report what they found on stderr before they
 # abort (fuzz_session: "==vufuzz== finding: ..."), and that line is the report.
-options() { # options T MAX_LEN [DICT]
-  {
-    echo "[libfuzzer]"
-    echo "max_len = $2"
-    echo "timeout = 10"
-    if [ -n "${3:-}" ]; then echo "dict = $3"; fi
-  } >"$OUT/$1.options"
-}
-options fuzz_spec 32768 fuzz_spec.dict
-options fuzz_wire 4109 fuzz_wire.dict # 1 + header (12) + VUF_PAYLOAD_MAX (4096): the target ignores more
-options fuzz_checker 16384 fuzz_checker.dict
-options fuzz_session 8192 # binary protobuf: the custom mutator knows the structure
-options fuzz_raw 8192 fuzz_raw.dict
+for t in "${targets[@]}"; do
+  o=$S/scripts/oss-fuzz/options/$t.options
+  [ -f "$o" ] || die "no $o"
+  d=$(sed -n 's/^dict *= *//p' "$o")
+  if [ -n "$d" ] && [ ! -s "$OUT/$d" ]; then die "$o names $d, which this script did not make"; fi
+  cp "$o" "$OUT/$t.options"
+done
 
 log "done: $(cd "$OUT" && echo "${targets[@]}" libvufuzz_afl_mutator.so) in $OUT"
 if [ -n "${WORK:-}" ]; then log "host vufuzz (replay findings with it): $V"; fi
