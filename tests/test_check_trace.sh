@@ -27,7 +27,7 @@ run "$V" check-trace $g/FD-NOFD.pass.trace $g/FD-NOFD.fail.trace
 expect "two files: per-file results and a total" 1 \
   "^$g/FD-NOFD.pass.trace: 2 events, 0 MUST, 0 SHOULD and 0 NOTE" \
   "^$g/FD-NOFD.fail.trace:4: MUST FD-NOFD side=frontend msg=SET_VRING_CALL: 1 fd with the no-fd bit set \(expected 0\)" \
-  "^total: 2 files, 1 failing at --level should, 0 unreadable, 0 incomplete; 1 MUST, 0 SHOULD and 0 NOTE$"
+  "^total: 2 files, 1 failing at --level must, 0 unreadable, 0 incomplete; 1 MUST, 0 SHOULD and 0 NOTE$"
 run "$V" check-trace $g/FD-NOFD.pass.trace $g/FD-COUNT.pass.trace
 expect "two clean files" 0 "^total: 2 files, 0 failing"
 
@@ -43,10 +43,10 @@ expect "--side both is no side" 2 "bad --side 'both' \(expected frontend or back
 
 # --level: the exit status follows it
 run "$V" check-trace $g/GATE-BIT30-NEGOTIATED.fail.trace
-expect "a SHOULD fails at the default level (should)" 1 "SHOULD GATE-BIT30-NEGOTIATED"
-run "$V" check-trace --level must $g/GATE-BIT30-NEGOTIATED.fail.trace
-expect "a SHOULD passes at --level must (still shown)" 0 "SHOULD GATE-BIT30-NEGOTIATED"
-run "$V" check-trace $g/VALUE-IN.mem-table-padding.fail.trace
+expect "a SHOULD passes at the default level (must), still shown" 0 "SHOULD GATE-BIT30-NEGOTIATED"
+run "$V" check-trace --level should $g/GATE-BIT30-NEGOTIATED.fail.trace
+expect "a SHOULD fails at --level should" 1 "SHOULD GATE-BIT30-NEGOTIATED"
+run "$V" check-trace --level should $g/VALUE-IN.mem-table-padding.fail.trace
 expect "a NOTE, reported apart, passes at --level should" 0 "notes \(checks the spec does not state" "NOTE VALUE-IN .*\(spec: not stated\)"
 run "$V" check-trace --level all $g/VALUE-IN.mem-table-padding.fail.trace
 expect "a NOTE fails at --level all" 1 "NOTE VALUE-IN"

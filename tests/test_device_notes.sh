@@ -77,7 +77,7 @@ want "the back-end request given up" '^note backend timeout by=B -- '
 want "the late reply ignored" '^note backend late by=B -- '
 grep -A1 '^note main refuse by=B -- queue size' "$tmp/t" | grep -q '^B>F main SET_VRING_NUM reply u64=1$' &&
   ok "the NACK follows the note" || ko "the NACK does not follow the note"
-"$V" check-trace --device blk "$tmp/t" >"$tmp/v" 2>&1; rc=$?
+"$V" check-trace --level should --device blk "$tmp/t" >"$tmp/v" 2>&1; rc=$?
 if [ "$rc" -eq 1 ] && grep -q 'SHOULD VRING-INDEX side=frontend' "$tmp/v" && ! grep -qE 'REPLY-(UNSOLICITED|ID-MISMATCH|MISSING)' "$tmp/v"; then
   ok "check-trace: the front-end's VRING-INDEX, the late reply no violation"
 else

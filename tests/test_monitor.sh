@@ -281,7 +281,7 @@ strictrun() {
 }
 strictrun; rc0=$?
 strictrun --strict; rc1=$?
-grep -q 'SHOULD REPLY-NEED-REPLY-NO-ACK side=frontend' "$tmp/o.out" && ! grep -qE '^conn [0-9]+: [^ ]+: MUST ' "$tmp/o.out" \
+grep -q 'SHOULD GATE-BIT30-NEGOTIATED side=frontend' "$tmp/o.out" && ! grep -qE '^conn [0-9]+: [^ ]+: MUST ' "$tmp/o.out" \
   && ok "a session with SHOULD violations only, printed" || ko "o.out: $(cat "$tmp/o.out")"
 [ "$rc0" -eq 0 ] && [ "$rc1" -eq 1 ] && ok "--once exits after it: 0, and 1 with --strict" || ko "--once/--strict: $rc0, $rc1"
 echo "$pass passed, $fail failed"

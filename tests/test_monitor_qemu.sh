@@ -106,7 +106,9 @@ finish() { # NAME: QEMU quits, then the monitor is stopped; checks
     || ko "$name: back-end channel: $(grep backend "$t")"
   # the live verdict, and check-trace's on the trace
   sed -n 's/^conn [0-9]*: //p' "$tmp/$name.out" | sed 's/ channel=[a-z]*//' | sort >"$tmp/$name.live"
-  "$V" check-trace "$t" >"$tmp/$name.check"; crc=$?
+  local files=("$t") f
+  for f in "$t".[0-9]*; do [ -e "$f" ] && files+=("$f"); done # connection 2 on
+  "$V" check-trace "${files[@]}" >"$tmp/$name.check"; crc=$?
   grep -E ': (MUST|SHOULD) ' "$tmp/$name.check" | sort >"$tmp/$name.offline"
   if diff "$tmp/$name.live" "$tmp/$name.offline" >/dev/null; then
     ok "$name: check-trace on the trace: $(tail -n 1 "$tmp/$name.check" | sed 's/^[^:]*: //'), as live"
@@ -142,7 +144,10 @@ grep -q '^B>F backend BACKEND_CONFIG_CHANGE_MSG need_reply$' "$tmp/serve.trace" 
   && grep -q '^F>B backend BACKEND_CONFIG_CHANGE_MSG reply u64=0$' "$tmp/serve.trace" \
   && ok "serve: a resize: CONFIG_CHANGE on the back-end channel, QEMU's ack back" || ko "serve: no config change: $(grep backend "$tmp/serve.trace")"
 finish serve
-[ "$mrc" -eq 0 ] && [ ! -s "$tmp/serve.live" ] && ok "serve: 0 violations, exit 0" || { ko "serve: exit $mrc"; cat "$tmp/serve.out"; }
+# QEMU's one reviewed SHOULD (docs/conformance.md), nothing else
+if [ "$mrc" -eq 0 ] && ! grep -vq ': SHOULD GATE-BIT30-NEGOTIATED side=frontend msg=SET_BACKEND_REQ_FD:' "$tmp/serve.live"; then
+  ok "serve: no MUST, only the reviewed SHOULD ($(wc -l <"$tmp/serve.live")), exit 0"
+else ko "serve: exit $mrc"; cat "$tmp/serve.out"; fi
 if [ "$(grep -E '^[FB]>' "$tmp/serve.trace")" = "$(grep -E '^[FB]>' "$tmp/serve.back.trace")" ]; then
   ok "serve: the monitor's trace and the back-end's own: the same $(grep -cE '^[FB]>' "$tmp/serve.trace") message lines"
 else ko "serve: the traces differ"; diff <(grep -E '^[FB]>' "$tmp/serve.trace") <(grep -E '^[FB]>' "$tmp/serve.back.trace") | head; fi

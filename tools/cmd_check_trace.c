@@ -24,8 +24,8 @@ static void usage(FILE *f)
             "MUST and SHOULD come from the rst's own verb (docs/rules.md); NOTE findings are\n"
             "checks the spec does not state (listed apart, after the violations). A capture\n"
             "cut off while a reply was owed is reported as incomplete, not as a violation.\n\n"
-            "  --level L     what counts toward the exit status: must, should (default:\n"
-            "                MUST and SHOULD) or all (NOTE too)\n"
+            "  --level L     what counts toward the exit status: must (default, as in\n"
+            "                every command), should (MUST and SHOULD) or all (NOTE too)\n"
             "  --side S      only the violations of S (frontend or backend): a back-end's CI\n"
             "                is not failed by its front-end's violations\n"
             "  --device NAME how the device counts its queues (the table's device types:\n"
@@ -301,7 +301,7 @@ int vuf_cmd_check_trace(int argc, char **argv)
     const char *spec = NULL, *junit = NULL, *device = NULL, *val;
     const char **files = calloc((size_t)argc + 1, sizeof *files);
     size_t nfiles = 0;
-    options o = {.level = VUF_SHOULD, .side = -1};
+    options o = {.level = VUF_MUST, .side = -1};
     uint64_t nbench = 0;
     int rc = 2;
     if (!files)

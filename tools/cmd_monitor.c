@@ -12,6 +12,7 @@
 #include "vuf_json.h"
 #include "vuf_proc.h"
 #include "vuf_relay.h"
+#include "vuf_rules.h"
 #include "vuf_trace.h"
 #include "vuf_transport.h"
 #include "vuf_util.h"
@@ -26,7 +27,7 @@
 
 static const char usage_line[] =
     "usage: vufuzz monitor --listen PATH (--connect PATH | --exec 'CMD ... {socket}')\n"
-    "                      [--trace FILE] [--json FILE] [--strict] [--quiet] [--once]\n"
+    "                      [--trace FILE] [--json FILE] [--level L] [--strict] [--quiet] [--once]\n"
     "                      [--backend-log FILE] [--ready-timeout MS] [--spec FILE]";
 
 static void usage(FILE *f)
@@ -57,8 +58,11 @@ static void usage(FILE *f)
             "                    to FILE.N; each file is written anew\n"
             "  --json FILE       at the end, the violations of every connection, counts of\n"
             "                    messages and the summary, as JSON (for CI)\n"
-            "  --strict          SHOULD violations count as well as MUST ones (exit status,\n"
-            "                    summary); every violation is printed either way\n"
+            "  --level L         what counts toward the exit status and the summary: must\n"
+            "                    (default), should (MUST and SHOULD) or all (NOTE findings\n"
+            "                    too, which are then printed; docs/rules.md)\n"
+            "  --strict          the same as --level should; MUST and SHOULD violations\n"
+            "                    are printed either way\n"
             "  --quiet           print violations and the summary only (no connection and\n"
             "                    back-end log lines)\n"
             "  --once            stop after the first connection ends (default: wait for\n"
@@ -75,15 +79,15 @@ static void usage(FILE *f)
             "QEMU's reconnect=, gets a new one). Several connections are served at once,\n"
             "each with its own checker and trace.\n\n"
             "Each violation is printed on stdout when it happens:\n"
-            "  conn N: FILE:LINE: MUST|SHOULD RULE side=SIDE channel=CH msg=NAME: text (spec: "
+            "  conn N: FILE:LINE: MUST|SHOULD|NOTE RULE side=SIDE channel=CH msg=NAME: text (spec: "
             "section)\n"
             "(without --trace, 'event K' stands for FILE:LINE; past 1000 on a connection,\n"
             "violations are counted, not printed). Connection and back-end events\n"
             "go to stderr. SIGINT or SIGTERM stops the monitor: both sides of every\n"
             "connection are closed, the back-end process is stopped, and a summary is printed\n"
             "(messages per channel and direction, violations by rule).\n"
-            "Exit status: 0 no violation that counts, 1 a MUST violation (with --strict, a\n"
-            "SHOULD one too), 2 usage or setup error (cannot listen, the back-end does not\n"
+            "Exit status: 0 no violation that counts, 1 one that counts (--level), 2 usage or "
+            "setup error (cannot listen, the back-end does not\n"
             "start).\n",
             usage_line);
 }
@@ -94,6 +98,7 @@ static void usage(FILE *f)
 
 typedef struct {
     const vuf_rule_info *rule;
+    vuf_level level; /* the violation's own (a rule's level may vary by message) */
     vuf_side side;
     vuf_channel channel;
     size_t event;
@@ -123,10 +128,10 @@ struct conn {
 struct monitor {
     const vuf_spec *spec;
     const char *listen, *connect, *exec, *trace, *json;
-    bool quiet, once, strict;
-    /* The violations that count: levels up to this one (MUST; with
-     * --strict, SHOULD). A --level option (must|should|all) sets this one
-     * value once the checker's shared level parser is there. */
+    bool quiet, once;
+    /* The violations that count: levels up to this one (--level; MUST by
+     * default, SHOULD with --strict). NOTE findings are printed only when
+     * they count. */
     vuf_level count_up_to;
     vuf_proc *proc;
     conn *live[MAX_CONNS];
@@ -141,12 +146,16 @@ struct monitor {
 
 static bool counts(const monitor *m, vuf_level l)
 {
-    return l <= m->count_up_to;
+    return vuf_level_within(l, m->count_up_to);
 }
 
-static const char *level_name(vuf_level l)
+static const char *counted_text(vuf_level l, bool json)
 {
-    return l == VUF_MUST ? "MUST" : "SHOULD";
+    if (l == VUF_MUST)
+        return json ? "must" : "MUST";
+    if (l == VUF_SHOULD)
+        return json ? "must+should" : "MUST and SHOULD";
+    return json ? "all" : "MUST, SHOULD and NOTE";
 }
 
 static void say(const monitor *m, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
@@ -176,13 +185,15 @@ static void trace_line(conn *c, const char *text)
 
 static void print_violation(const conn *c, const vuf_violation *v)
 {
+    if (v->level == VUF_NOTE && !counts(c->m, VUF_NOTE))
+        return;
     char where[4200];
     if (c->trace)
         snprintf(where, sizeof where, "%s:%u", c->trace_path, v->line);
     else
         snprintf(where, sizeof where, "event %zu", v->event_index + 1);
     printf("conn %u: %s: %s %s side=%s channel=%s msg=%s: %s (spec: %s)\n", c->id, where,
-           level_name(v->rule->level), v->rule->id, vuf_side_name(v->side),
+           vuf_level_name(v->level), v->rule->id, vuf_side_name(v->side),
            v->channel == VUF_CHAN_BACKEND ? "backend" : "main", v->msg, v->text, v->rule->section);
     fflush(stdout);
 }
@@ -280,7 +291,7 @@ static size_t count_of(const conn *c, vuf_level l, bool *any)
 {
     size_t n = 0;
     for (size_t i = 0; i < c->nv; i++)
-        n += c->v[i].rule->level == l;
+        n += c->v[i].level == l;
     if (any)
         *any = c->nv > 0;
     return n;
@@ -308,6 +319,7 @@ static void conn_close(monitor *m, conn *c)
         const vuf_violation *v = vuf_checker_violation(c->chk, i);
         kept_violation *k = &c->v[c->nv++];
         k->rule = v->rule;
+        k->level = v->level;
         k->side = v->side;
         k->channel = v->channel;
         k->event = v->event_index;
@@ -316,7 +328,7 @@ static void conn_close(monitor *m, conn *c)
         memcpy(k->text, v->text, sizeof k->text);
         m->kept++;
     }
-    size_t must = count_of(c, VUF_MUST, NULL), should = c->nv - must;
+    size_t must = count_of(c, VUF_MUST, NULL), should = count_of(c, VUF_SHOULD, NULL);
     say(m,
         "connection %u closed by the %s: %llu+%llu messages on the main channel, %llu+%llu "
         "on the back-end channel (front-end+back-end), %zu MUST and %zu SHOULD violations%s%s",
@@ -425,6 +437,7 @@ static void accept_one(monitor *m, int lfd)
 
 typedef struct {
     const vuf_rule_info *rule;
+    vuf_level level;
     size_t n;
 } rule_count;
 
@@ -434,11 +447,12 @@ static size_t by_rule(const monitor *m, rule_count *rc, size_t cap)
     for (size_t i = 0; i < m->ndone; i++)
         for (size_t k = 0; k < m->done[i]->nv; k++) {
             const vuf_rule_info *r = m->done[i]->v[k].rule;
+            vuf_level l = m->done[i]->v[k].level;
             size_t j = 0;
-            while (j < n && rc[j].rule != r)
+            while (j < n && (rc[j].rule != r || rc[j].level != l))
                 j++;
             if (j == n && n < cap)
-                rc[n++] = (rule_count){r, 0};
+                rc[n++] = (rule_count){r, l, 0};
             if (j < n)
                 rc[j].n++;
         }
@@ -456,7 +470,7 @@ static void totals(const monitor *m, uint64_t msgs[VUF_CHAN_COUNT][2], size_t *m
             for (int s = 0; s < 2; s++)
                 msgs[ch][s] += c->msgs[ch][s];
         for (size_t k = 0; k < c->nv; k++) {
-            vuf_level l = c->v[k].rule->level;
+            vuf_level l = c->v[k].level;
             *must += l == VUF_MUST;
             *should += l == VUF_SHOULD;
             *counted += counts(m, l);
@@ -477,12 +491,12 @@ static void summary(const monitor *m)
            (unsigned long long)msgs[VUF_CHAN_BACKEND][VUF_SIDE_BACKEND],
            (unsigned long long)msgs[VUF_CHAN_BACKEND][VUF_SIDE_FRONTEND]);
     printf("vufuzz monitor: %zu MUST and %zu SHOULD violations (%zu count: %s)%s\n", must, should,
-           counted, m->count_up_to == VUF_MUST ? "MUST" : "MUST and SHOULD",
+           counted, counted_text(m->count_up_to, false),
            m->kept_truncated ? "; more were not kept" : "");
     rule_count rc[256];
     size_t n = by_rule(m, rc, 256);
     for (size_t i = 0; i < n; i++)
-        printf("  %-6s %-28s %zu\n", level_name(rc[i].rule->level), rc[i].rule->id, rc[i].n);
+        printf("  %-6s %-28s %zu\n", vuf_level_name(rc[i].level), rc[i].rule->id, rc[i].n);
     fflush(stdout);
 }
 
@@ -509,7 +523,7 @@ static int write_json(const monitor *m, int rc)
         vuf_json_str(&j, "connect", m->connect);
     }
     vuf_json_end(&j);
-    vuf_json_str(&j, "counted", m->count_up_to == VUF_MUST ? "must" : "must+should");
+    vuf_json_str(&j, "counted", counted_text(m->count_up_to, true));
     vuf_json_array(&j, "connections");
     for (size_t i = 0; i < m->ndone; i++) {
         const conn *c = m->done[i];
@@ -533,8 +547,8 @@ static int write_json(const monitor *m, int rc)
             const kept_violation *v = &c->v[k];
             vuf_json_object(&j, NULL);
             vuf_json_str(&j, "rule", v->rule->id);
-            vuf_json_str(&j, "level", level_name(v->rule->level));
-            vuf_json_bool(&j, "counts", counts(m, v->rule->level));
+            vuf_json_str(&j, "level", vuf_level_name(v->level));
+            vuf_json_bool(&j, "counts", counts(m, v->level));
             vuf_json_str(&j, "side", vuf_side_name(v->side));
             vuf_json_str(&j, "channel", v->channel == VUF_CHAN_BACKEND ? "backend" : "main");
             vuf_json_u64(&j, "event", v->event);
@@ -560,8 +574,16 @@ static int write_json(const monitor *m, int rc)
     vuf_json_object(&j, "by_rule");
     rule_count rules[256];
     size_t n = by_rule(m, rules, 256);
-    for (size_t i = 0; i < n; i++)
-        vuf_json_u64(&j, rules[i].rule->id, rules[i].n);
+    for (size_t i = 0; i < n; i++) { /* one key per rule, its levels summed */
+        size_t first = 0, sum = 0;
+        while (rules[first].rule != rules[i].rule)
+            first++;
+        if (first < i)
+            continue;
+        for (size_t k = i; k < n; k++)
+            sum += rules[k].rule == rules[i].rule ? rules[k].n : 0;
+        vuf_json_u64(&j, rules[i].rule->id, sum);
+    }
     vuf_json_end(&j);
     vuf_json_end(&j);
     vuf_json_i64(&j, "exit", rc);
@@ -583,6 +605,7 @@ enum {
     O_TRACE,
     O_JSON,
     O_STRICT,
+    O_LEVEL,
     O_QUIET,
     O_ONCE,
     O_BACKEND_LOG,
@@ -598,6 +621,7 @@ int vuf_cmd_monitor(int argc, char **argv)
                                        [O_TRACE] = {"--trace", "FILE"},
                                        [O_JSON] = {"--json", "FILE"},
                                        [O_STRICT] = {"--strict", NULL},
+                                       [O_LEVEL] = {"--level", "L"},
                                        [O_QUIET] = {"--quiet", NULL},
                                        [O_ONCE] = {"--once", NULL},
                                        [O_BACKEND_LOG] = {"--backend-log", "FILE"},
@@ -634,8 +658,12 @@ int vuf_cmd_monitor(int argc, char **argv)
             m.json = val;
             break;
         case O_STRICT:
-            m.strict = true;
             m.count_up_to = VUF_SHOULD;
+            break;
+        case O_LEVEL:
+            if (vuf_level_parse(val, &m.count_up_to) != 0)
+                return vuf_cli_usage_error("monitor", usage_line, "bad --level '%s' (%s)", val,
+                                           VUF_LEVEL_ARG);
             break;
         case O_QUIET:
             m.quiet = true;
