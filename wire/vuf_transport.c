@@ -147,7 +147,7 @@ static vuf_io_status read_full(int sock, uint8_t *buf, size_t len, size_t *done,
             *done += (size_t)n;
             continue;
         }
-        if (n == 0)
+        if (n == 0 || errno == ECONNRESET) /* a peer that closed (see vuf_recv_msg) */
             return VUF_IO_SHORT;
         if (errno == EINTR)
             continue;
@@ -240,6 +240,11 @@ vuf_io_status vuf_recv_msg(int sock, vuf_rx_msg *msg, int timeout_ms)
             break;
         if (errno == EINTR)
             continue;
+        /* A peer that closes while bytes we sent are still unread in its
+         * socket leaves ECONNRESET for our next read (once; EOF after it):
+         * it closed, as a clean close does. */
+        if (errno == ECONNRESET)
+            return VUF_IO_EOF;
         if (errno != EAGAIN && errno != EWOULDBLOCK)
             return VUF_IO_ERROR;
         int w = wait_fd(sock, POLLIN, &d);
