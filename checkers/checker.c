@@ -61,6 +61,11 @@ struct vuf_checker {
     uint8_t *seen[VUF_CHAN_COUNT]; /* by id, for `after` and reply-always-if after: */
     uint32_t max_id[VUF_CHAN_COUNT];
     pending_t pending[VUF_CHAN_COUNT];
+    /* A request that broke a rule was sent on the channel since the
+     * responder's last reply: a close now may be its reaction, whatever
+     * request is pending (the responder reads in order and may not have
+     * read the later ones). */
+    bool broke_unanswered[VUF_CHAN_COUNT];
     pending_t late[VUF_CHAN_COUNT]; /* a timed-out request whose reply may still come */
     region_t regions[MAX_REGIONS], regions_before[MAX_REGIONS];
     size_t nreg;
@@ -128,6 +133,7 @@ void vuf_checker_reset(vuf_checker *c)
     memset(&c->st, 0, sizeof c->st);
     memset(c->closed, 0, sizeof c->closed);
     memset(c->pending, 0, sizeof c->pending);
+    memset(c->broke_unanswered, 0, sizeof c->broke_unanswered);
     memset(c->late, 0, sizeof c->late);
     memset(c->rings, 0, sizeof c->rings);
     for (int ch = 0; ch < VUF_CHAN_COUNT; ch++)
@@ -334,7 +340,7 @@ static void owed_missing(vuf_checker *c, vuf_channel ch, int closer, const char 
              * request it could not carry out: a device's own limit is not
              * in the table, and closing is how a reply without a failure
              * form fails */
-            if (!p->broke_any && !p->refused)
+            if (!p->broke_any && !p->refused && !c->broke_unanswered[ch])
                 report(c, VUF_RULE_REACT_CLOSE, responder,
                        "closed the channel instead of answering %s%s, which broke no rule",
                        pname(p), at_line(p->line, true).s);
@@ -535,6 +541,7 @@ static void on_reply(vuf_checker *c, const vuf_event *ev, const vuf_msg_view *v)
     vuf_channel ch = ev->channel;
     vuf_side s = ev->sender;
     pending_t *p = &c->pending[ch];
+    c->broke_unanswered[ch] = false; /* it read on to the request it answers */
     if (v->hdr.flags & VUF_F_NEED_REPLY)
         report(c, VUF_RULE_HDR_NEED_REPLY_ON_REPLY, s, "NEED_REPLY set on a reply");
     pending_t *late = &c->late[ch];
@@ -649,9 +656,11 @@ size_t vuf_checker_feed(vuf_checker *c, const vuf_event *ev)
     vuf_channel ch = ev->channel < VUF_CHAN_COUNT ? ev->channel : VUF_CHAN_FRONTEND;
     if (ev->kind == VUF_EV_OPEN) {
         c->closed[ch] = false;
+        c->broke_unanswered[ch] = false;
     } else if (ev->kind == VUF_EV_CLOSE) {
         owed_missing(c, ch, (int)ev->sender, "before the channel closed");
         c->closed[ch] = true;
+        c->broke_unanswered[ch] = false;
     } else if (ev->kind == VUF_EV_NOTE) {
         on_note(c, ev);
     } else {
@@ -678,6 +687,9 @@ size_t vuf_checker_feed(vuf_checker *c, const vuf_event *ev)
             on_reply(c, ev, &v);
     }
 out:
+    if (ev->kind == VUF_EV_MSG && c->any_in_event &&
+        ev->sender == vuf_spec_channel(c->spec, ch)->initiator)
+        c->broke_unanswered[ch] = true; /* a request, or anything else it sent */
     c->cur = NULL;
     c->cur_name = NULL;
     c->events++;
