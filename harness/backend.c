@@ -3,16 +3,32 @@
 #include "vuf_backend.h"
 #include "vuf_proc.h"
 #include "vuf_target_ext.h"
+#include "vuf_transport.h"
 
+#include <dirent.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+/* How long a back-end that closed the connection has to be seen dead. */
+#define DEATH_GRACE_MS 300
+/* A sanitizer report in progress: done when nothing was written for
+ * REPORT_QUIET_MS, or after REPORT_MAX_MS. */
+#define REPORT_QUIET_MS 500
+#define REPORT_MAX_MS 10000
 
 struct vuf_backend {
     vuf_backend_opts o;
     vuf_proc *proc;
     char name[600];
     unsigned reported_start; /* the run whose sanitizer report was given already */
+    off_t log_mark;          /* the log's size when the session began */
 };
 
 static const char *const sanitizer_marks[] = {
@@ -85,13 +101,35 @@ unsigned vuf_backend_starts(const vuf_backend *b)
 
 /* ---- the target's hooks ---- */
 
+static off_t file_size(const char *path)
+{
+    struct stat st;
+    return path && !stat(path, &st) ? st.st_size : -1;
+}
+
 /* Before a session: a process that ended is started again. */
 static int prepare(void *ctx, char *err, size_t errcap)
 {
     vuf_backend *b = ctx;
-    if (!b->proc || vuf_proc_poll(b->proc) == VUF_PROC_RUNNING)
+    if (!b->proc)
         return 0;
-    return vuf_proc_restart(b->proc, err, errcap);
+    if (vuf_proc_poll(b->proc) == VUF_PROC_RUNNING) {
+        if (vuf_unix_listening(vuf_proc_socket(b->proc)) != 0) { /* yes, or cannot tell */
+            b->log_mark = file_size(vuf_proc_log_path(b->proc));
+            return 0;
+        }
+        /* running but no longer listening: a server that served its one
+         * connection and is on its way out (or one that stopped serving) */
+        struct pollfd pfd = {.fd = vuf_proc_wait_fd(b->proc), .events = POLLIN};
+        if (pfd.fd >= 0 && poll(&pfd, 1, DEATH_GRACE_MS) > 0)
+            vuf_proc_poll(b->proc);
+        if (vuf_proc_poll(b->proc) == VUF_PROC_RUNNING)
+            vuf_proc_stop(b->proc);
+    }
+    if (vuf_proc_restart(b->proc, err, errcap))
+        return -1;
+    b->log_mark = file_size(vuf_proc_log_path(b->proc));
+    return 0;
 }
 
 static const char *path_of(void *ctx)
@@ -120,10 +158,119 @@ static void line_with(const char *tail, const char *mark, char *out, size_t cap)
     snprintf(out, cap, "%.*s", (int)(n < cap ? n : cap - 1), s);
 }
 
+/* 1 if every thread of pid sleeps (S: in poll, accept, read; T: stopped),
+ * 0 if one runs or is dying, -1 if the process is gone. */
+static int threads_asleep(int pid)
+{
+    char path[64];
+    snprintf(path, sizeof path, "/proc/%d/task", pid);
+    DIR *d = opendir(path);
+    if (!d)
+        return -1;
+    int asleep = 1, n = 0;
+    for (struct dirent *e; asleep == 1 && (e = readdir(d));) {
+        if (e->d_name[0] == '.')
+            continue;
+        char sp[96], buf[512];
+        snprintf(sp, sizeof sp, "/proc/%d/task/%.20s/stat", pid, e->d_name);
+        int fd = open(sp, O_RDONLY | O_CLOEXEC);
+        if (fd < 0)
+            continue; /* a thread that just ended */
+        ssize_t k = read(fd, buf, sizeof buf - 1);
+        close(fd);
+        if (k <= 0)
+            continue;
+        buf[k] = 0;
+        const char *rp = strrchr(buf, ')'); /* the name may hold anything */
+        char st = rp && rp[1] == ' ' ? rp[2] : '?';
+        n++;
+        if (st != 'S' && st != 'T' && st != 't' && st != 'I')
+            asleep = 0;
+    }
+    closedir(d);
+    return n ? asleep : -1;
+}
+
+static int64_t now_us(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+/* Does the output written since offset `from` hold a sanitizer's report? */
+static bool report_since(const char *path, off_t from)
+{
+    char buf[4096];
+    int fd = path ? open(path, O_RDONLY | O_CLOEXEC) : -1;
+    if (fd < 0)
+        return false;
+    ssize_t k = pread(fd, buf, sizeof buf - 1, from);
+    close(fd);
+    if (k <= 0)
+        return false;
+    buf[k] = 0;
+    for (size_t i = 0; i < sizeof sanitizer_marks / sizeof *sanitizer_marks; i++)
+        if (memmem(buf, (size_t)k, sanitizer_marks[i], strlen(sanitizer_marks[i])))
+            return true;
+    return false;
+}
+
+/* After a session, before judging the process: let it finish what the
+ * session set off. A process dies a moment after its sockets close (a
+ * crash, a server that serves one connection), a sanitizer takes a while
+ * to print its report; a back-end that is done sleeps in its event loop.
+ * So: wait until it is gone, or every thread of it sleeps twice in a row,
+ * or the grace is over; while it writes a sanitizer report, until it is
+ * gone or has written nothing for a while. */
+static void settle(vuf_backend *b)
+{
+    int pid = b->proc ? (vuf_proc_poll(b->proc) == VUF_PROC_RUNNING ? vuf_proc_pid(b->proc) : 0)
+                      : b->o.pid;
+    if (pid <= 0)
+        return;
+    const char *log = b->proc ? vuf_proc_log_path(b->proc) : NULL;
+    int64_t t0 = now_us(), until = t0 + DEATH_GRACE_MS * 1000, quiet_since = t0;
+    off_t size = file_size(log);
+    bool report = false;
+    int calm = 0, wait_us = 50;
+    for (;;) {
+        if (b->proc && vuf_proc_poll(b->proc) != VUF_PROC_RUNNING)
+            return;
+        int a = threads_asleep(pid);
+        if (a < 0 && !b->proc)
+            return; /* --pid: gone (the target reports it) */
+        off_t now_size = file_size(log);
+        int64_t now = now_us();
+        if (now_size != size) {
+            if (!report && now_size > b->log_mark)
+                report = report_since(log, b->log_mark);
+            size = now_size;
+            quiet_since = now;
+            calm = 0;
+        }
+        if (report) { /* until it dies, or is silent for a while (UBSan goes on) */
+            if (now - quiet_since > REPORT_QUIET_MS * 1000 || now - t0 > REPORT_MAX_MS * 1000)
+                return;
+        } else {
+            calm = a == 1 ? calm + 1 : 0;
+            if (calm >= 2 || now > until)
+                return;
+        }
+        struct pollfd pfd = {.fd = b->proc ? vuf_proc_wait_fd(b->proc) : -1, .events = POLLIN};
+        if (pfd.fd >= 0)
+            poll(&pfd, 1, 0);
+        usleep((useconds_t)wait_us);
+        if (wait_us < 2000)
+            wait_us *= 2;
+    }
+}
+
 /* After a session: the process's own verdict. */
 static int check(void *ctx, vuf_finding *f)
 {
     vuf_backend *b = ctx;
+    settle(b); /* whoever closed: a close of ours can set a crash off too */
     if (!b->proc)
         return 0;
     char tail[8192], line[300], st[128];

@@ -31,7 +31,8 @@ typedef struct {
     int fe;
     bool peer_closed;
     vuf_endpoint *ep;
-    int baseline; /* the back-end's open fds before the first session, -1 unknown */
+    int baseline;     /* the back-end's open fds before its first session, -1 unknown */
+    int baseline_pid; /* whose: a restarted process is counted anew */
     char last_error[200];
 } ext_target;
 
@@ -83,8 +84,10 @@ static int x_begin(vuf_target *t, const vuf_target_config *c, char *err, size_t 
     const char *p = x->o.path_fn ? x->o.path_fn(x->o.ctx) : x->o.connect_path;
     snprintf(x->path, sizeof x->path, "%s", p ? p : "");
     int pid = x_pid(x);
-    if (x->baseline < 0 && pid > 0)
+    if (pid > 0 && pid != x->baseline_pid) {
         x->baseline = count_fds(pid);
+        x->baseline_pid = pid;
+    }
     return 0;
 }
 

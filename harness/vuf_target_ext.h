@@ -19,7 +19,9 @@ typedef struct {
     int (*prepare)(void *ctx, char *err, size_t errcap); /* before a session: (re)start it */
     const char *(*path_fn)(void *ctx);                   /* where it listens now */
     int (*pid_fn)(void *ctx);                            /* its pid now, or 0 */
-    int (*check)(void *ctx, vuf_finding *f);             /* after a session: 1 if it died, ... */
+    /* after a session: 1 and *f when the process has something to report
+     * (it died, exited, a sanitizer spoke) */
+    int (*check)(void *ctx, vuf_finding *f);
     void *ctx;
 } vuf_target_ext_opts;
 

@@ -2,6 +2,7 @@
 /* Shared helpers of the vufuzz subcommands (cli.h). */
 #include "cli.h"
 
+#include "vuf_proc.h"
 #include "vuf_sha256.h"
 #include "vuf_util.h"
 
@@ -191,4 +192,82 @@ int vuf_cli_signal_next(int fd)
 {
     unsigned char b;
     return read(fd, &b, 1) == 1 ? b : 0;
+}
+
+/* ---- the back-end under test ---- */
+
+const char vuf_cli_backend_help[] =
+    "  --connect PATH    the back-end listens on PATH (started by you; a new\n"
+    "                    connection per session)\n"
+    "  --pid PID         the --connect back-end's process: its open fds are counted\n"
+    "                    after each session against their number before the first\n"
+    "                    one, and its death is a crash\n"
+    "  --exec 'CMD'      start the back-end: CMD goes to bash -c with {socket}\n"
+    "                    replaced by a private socket path where it must listen; it\n"
+    "                    is started again whenever it ended (a crash, or a server\n"
+    "                    that serves one connection and exits) and stopped at the end;\n"
+    "                    a death by a signal, an exit status other than 0 while it\n"
+    "                    should serve, and a sanitizer report in its output are\n"
+    "                    findings\n"
+    "  --backend-log FILE  the --exec back-end's stdout and stderr (default: a\n"
+    "                    private file, removed at the end)\n"
+    "  --ready-timeout MS  how long the --exec back-end may take to listen\n"
+    "                    (default 10000)\n"
+    "  --reply-timeout MS  how long a reply the spec owes may take before it is a\n"
+    "                    hang (default 2000)\n";
+
+int vuf_cli_backend_opt(vuf_backend_opts *o, int which, const char *val, const char *cmd,
+                        const char *usage_line)
+{
+    uint64_t v = 0;
+    switch (which) {
+    case 0:
+        o->connect_path = val;
+        return 0;
+    case 1:
+        if (!vuf_parse_u64(val, &v) || v < 1 || v > 0x7fffffff)
+            return vuf_cli_usage_error(cmd, usage_line, "bad pid '%s'", val);
+        o->pid = (int)v;
+        return 0;
+    case 2:
+        o->exec_cmd = val;
+        return 0;
+    case 3:
+        o->log_path = val;
+        return 0;
+    case 4:
+        if (!vuf_parse_u64(val, &v) || v < 1 || v > 600000)
+            return vuf_cli_usage_error(cmd, usage_line, "bad --ready-timeout '%s' (1..600000 ms)",
+                                       val);
+        o->ready_timeout_ms = (int)v;
+        return 0;
+    case 5:
+        if (!vuf_parse_u64(val, &v) || v < 1 || v > 3600000)
+            return vuf_cli_usage_error(cmd, usage_line, "bad --reply-timeout '%s' (1..3600000 ms)",
+                                       val);
+        o->reply_timeout_ms = (int)v;
+        return 0;
+    }
+    return vuf_cli_usage_error(cmd, usage_line, "internal: back-end option %d", which);
+}
+
+int vuf_cli_backend_check(const vuf_backend_opts *o, bool *given, const char *cmd,
+                          const char *usage_line)
+{
+    *given = o->connect_path || o->exec_cmd;
+    if (o->connect_path && o->exec_cmd)
+        return vuf_cli_usage_error(cmd, usage_line,
+                                   "one back-end: --connect PATH or --exec 'CMD {socket}'");
+    if (o->pid && !o->connect_path)
+        return vuf_cli_usage_error(cmd, usage_line, "--pid goes with --connect");
+    if ((o->log_path || o->ready_timeout_ms) && !o->exec_cmd)
+        return vuf_cli_usage_error(cmd, usage_line, "%s goes with --exec",
+                                   o->log_path ? "--backend-log" : "--ready-timeout");
+    if (o->exec_cmd && vuf_proc_command_error(o->exec_cmd))
+        return vuf_cli_usage_error(cmd, usage_line, "the --exec command %s",
+                                   vuf_proc_command_error(o->exec_cmd));
+    if (!*given && o->reply_timeout_ms)
+        return vuf_cli_usage_error(cmd, usage_line,
+                                   "--reply-timeout goes with --connect or --exec");
+    return 0;
 }

@@ -6,6 +6,7 @@
 #include <stdbool.h>
 #include <stdio.h>
 
+#include "vuf_backend.h"
 #include "vuf_json.h"
 #include "vuf_spec.h"
 
@@ -66,6 +67,32 @@ void vuf_cli_init(vuf_cli_parser *p, const char *cmd, const char *usage_line,
  * --help), VUF_CLI_END, or VUF_CLI_ERROR after printing the usage error
  * (the caller returns 2). */
 int vuf_cli_next(vuf_cli_parser *p, const char **val);
+
+/* ---- the back-end under test (replay, conform, fuzz, minimize, monitor) ----
+ * Its options, parsed and checked the same way in every command:
+ *   --connect PATH  --pid PID  --exec 'CMD {socket}'  --backend-log FILE
+ *   --ready-timeout MS  --reply-timeout MS
+ * A command puts VUF_CLI_BACKEND_OPTS(FIRST) in its option table, where FIRST
+ * is the index of the first of VUF_CLI_BACKEND_N consecutive enum values, and
+ * hands an index k in FIRST..FIRST+VUF_CLI_BACKEND_N-1 to vuf_cli_backend_opt
+ * as k - FIRST. */
+#define VUF_CLI_BACKEND_N 6
+#define VUF_CLI_BACKEND_OPTS(first)                                                                \
+    [(first)] = {"--connect", "PATH"}, [(first) + 1] = {"--pid", "PID"},                           \
+    [(first) + 2] = {"--exec", "CMD"}, [(first) + 3] = {"--backend-log", "FILE"},                  \
+    [(first) + 4] = {"--ready-timeout", "MS"}, [(first) + 5] = {"--reply-timeout", "MS"}
+/* The options' lines for --help. */
+extern const char vuf_cli_backend_help[];
+/* Parse option `which` (0..VUF_CLI_BACKEND_N-1) into *o: 0, or the usage
+ * error's exit status (2) after printing it. */
+int vuf_cli_backend_opt(vuf_backend_opts *o, int which, const char *val, const char *cmd,
+                        const char *usage_line);
+/* After the options: none given (0, *given false), a usable set (0), or the
+ * usage error (2): both --connect and --exec, --pid without --connect,
+ * --backend-log or --ready-timeout without --exec, a command without
+ * {socket}. */
+int vuf_cli_backend_check(const vuf_backend_opts *o, bool *given, const char *cmd,
+                          const char *usage_line);
 
 /* ---- signals ----
  * Signals as an fd an event loop polls (a self-pipe): each of sigs, when it

@@ -15,7 +15,7 @@
 #include "vuf_harness.h"
 #include "vuf_json.h"
 #include "vuf_session.h"
-#include "vuf_target_ext.h"
+#include "vuf_rules.h"
 #include "vuf_trace.h"
 #include "vuf_util.h"
 
@@ -35,8 +35,9 @@
 static const char usage_line[] =
     "usage: vufuzz conform (--connect PATH [--pid PID] | --exec 'CMD ... {socket}')\n"
     "                      [--device blk|net|fs|...] [--case ID|GLOB]... [--group G]...\n"
-    "                      [--strict] [--json FILE] [--junit FILE] [--list] [--dir DIR]\n"
-    "                      [--reply-timeout MS] [--verbose] [--spec FILE]";
+    "                      [--level must|should|all] [--strict] [--json FILE] [--junit FILE]\n"
+    "                      [--list] [--dir DIR] [--reply-timeout MS] [--backend-log FILE]\n"
+    "                      [--ready-timeout MS] [--verbose] [--spec FILE]";
 
 static void usage(FILE *f)
 {
@@ -48,26 +49,29 @@ static void usage(FILE *f)
             "hang, fds the back-end keeps after a session) and the outcomes the case\n"
             "accepts for its probe message (ack, nack, close, silent); after every case a\n"
             "fresh connection must still get an answer to GET_FEATURES.\n\n"
-            "  --connect PATH    the back-end listens on PATH (a new connection per case)\n"
-            "  --pid PID         the back-end's process: its fds are counted after every\n"
-            "                    case against their number before the first\n"
-            "  --exec 'CMD'      start the back-end: CMD with {socket} replaced by a private\n"
-            "                    socket path; restarted when it dies or exits\n"
+            "The back-end (a new connection per case):\n"
+            "%s\n"
             "  --device TYPE     the device type (blk, net, fs, ...): data-plane cases run\n"
             "                    only for a type they are written for\n"
             "  --case ID|GLOB    only these cases (repeatable); --group G only this group\n"
-            "  --strict          SHOULD failures (warnings) fail the run too\n"
+            "  --level L         what fails the run: must (default: FAIL verdicts), should\n"
+            "                    (WARN too: a SHOULD the back-end broke, or an answer the\n"
+            "                    case allows but does not recommend) or all (the back-end's\n"
+            "                    NOTE findings, checks the spec does not state, are WARN and\n"
+            "                    fail too)\n"
+            "  --strict          the same as --level should\n"
             "  --json FILE       a JSON report; --junit FILE a JUnit XML report\n"
             "  --list            list the cases and exit\n"
             "  --dir DIR         the cases (default: $VUF_CONFORM_DIR, else the source\n"
             "                    tree's conform/)\n"
-            "  --reply-timeout MS  how long a reply owed may take (default 2000)\n"
             "  --verbose         print the conversation of every case that does not pass\n"
             "  --spec FILE       use this table instead of the built-in one\n\n"
-            "Verdicts: PASS, WARN (a SHOULD failed: a pass unless --strict), FAIL, SKIP\n"
+            "Verdicts: PASS, WARN (a SHOULD failed: a pass at --level must), FAIL, SKIP\n"
             "(the back-end does not offer what the case needs), ERROR (the back-end could\n"
-            "not be driven). Exit status: 0 no FAIL, 1 a FAIL, 2 usage or target error.\n",
-            usage_line);
+            "not be driven: with --connect, once it stops answering, the cases left are\n"
+            "ERROR without being run; with --exec it is started again). Exit status: 0 no\n"
+            "FAIL, 1 a FAIL, 2 usage error or an ERROR.\n",
+            usage_line, vuf_cli_backend_help);
 }
 
 /* ---------- cases ---------- */
@@ -308,9 +312,12 @@ static const char *unmet(const vuf_spec *s, const char *needs, const offer *o, c
 
 /* ---------- running a case ---------- */
 
+/* What follows a probe that ends its case (run_case). */
+#define BARRIER "F>B main GET_FEATURES\n"
+
 typedef struct {
     const vuf_spec *spec;
-    size_t action, probe;
+    size_t action, probe, barrier; /* barrier: its action, or 0 */
     bool probe_sent, closed_before;
     size_t closed_at;
     outcome out;
@@ -319,8 +326,8 @@ typedef struct {
     /* what the back-end offered (discovery) */
     offer off;
     /* violations */
-    size_t should;
-    char should_text[300];
+    size_t should, note;
+    char should_text[300], note_text[300];
     /* the conversation, for reports */
     char *conv;
     size_t conv_len, conv_cap;
@@ -401,6 +408,12 @@ static void obs_event(void *ctx, const vuf_event *ev)
     }
     if (!ok)
         return;
+    if (ev->sender == VUF_SIDE_BACKEND && v.is_reply && o->probe_sent && o->out == OUT_NONE &&
+        o->barrier && o->action >= o->barrier && v.def && !strcmp(v.def->name, "GET_FEATURES") &&
+        !(o->probe_def && !strcmp(o->probe_def->name, "GET_FEATURES"))) {
+        o->out = OUT_SILENT; /* the barrier answered, the probe was not */
+        return;
+    }
     if (ev->sender == VUF_SIDE_BACKEND && v.is_reply && o->probe_sent && o->out == OUT_NONE) {
         /* the probe's answer: success, or the failure form its table row
          * says (an explicit reply: reply-error; an ack: a u64 not 0) */
@@ -425,12 +438,17 @@ static void obs_violation(void *ctx, const vuf_violation *v)
             snprintf(o->should_text, sizeof o->should_text, "SHOULD %s: %s: %s", v->rule->id,
                      v->msg, v->text);
         o->should++;
+    } else if (v->side == VUF_SIDE_BACKEND && v->level == VUF_NOTE) {
+        if (!o->note)
+            snprintf(o->note_text, sizeof o->note_text, "NOTE %s: %s: %s", v->rule->id, v->msg,
+                     v->text);
+        o->note++;
     }
 }
 
 /* The case's session: its prefix, then its body. */
 static Vuf__Session *case_session(const vuf_spec *s, const char *dir, const conf_case *c,
-                                  size_t *prefix_actions, char *err, size_t cap)
+                                  const char *tail, size_t *prefix_actions, char *err, size_t cap)
 {
     char *text = NULL;
     size_t plen = 0;
@@ -459,16 +477,18 @@ static Vuf__Session *case_session(const vuf_spec *s, const char *dir, const conf
         *prefix_actions = ps->n_actions;
         vuf_session_free(ps);
     }
-    size_t blen = strlen(c->body);
-    char *all = malloc(plen + blen + 2);
+    size_t blen = strlen(c->body), tlen = tail ? strlen(tail) : 0;
+    char *all = malloc(plen + blen + tlen + 3);
     if (plen)
         memcpy(all, text, plen);
     all[plen] = '\n';
-    memcpy(all + plen + 1, c->body, blen + 1);
+    memcpy(all + plen + 1, c->body, blen);
+    all[plen + 1 + blen] = '\n';
+    memcpy(all + plen + 2 + blen, tail ? tail : "", tlen + 1);
     free(text);
     vuf_diag d;
     /* diagnostics name the case file (the prefix's lines come first) */
-    Vuf__Session *ses = vuf_session_parse_text(s, all, plen + 1 + blen, c->path, &d);
+    Vuf__Session *ses = vuf_session_parse_text(s, all, plen + 2 + blen + tlen, c->path, &d);
     free(all);
     if (!ses && snprintf(err, cap, "%s:%u:%u: %s (line numbers count the prefix's lines first)",
                          d.file, d.line, d.col, d.text) < 0)
@@ -508,7 +528,13 @@ typedef struct {
     const char *dir, *device;
     vuf_harness *h;
     observer *obs;
-    bool strict, verbose;
+    vuf_level level;
+    bool verbose;
+    vuf_backend *be;
+    bool exec; /* --exec: restarted when it dies */
+    /* --connect: the back-end stopped answering (the cases left are not run) */
+    bool gone;
+    char gone_why[300];
 } runner;
 
 /* A fresh connection asks GET_FEATURES: is the back-end still there? */
@@ -537,13 +563,37 @@ static void run_case(runner *r, conf_case *c)
         setv(c, V_SKIP, "needs %s", why);
         return;
     }
+    if (r->gone) {
+        setv(c, V_ERROR, "not run: %s", r->gone_why);
+        return;
+    }
     size_t pre;
-    Vuf__Session *s = case_session(r->spec, r->dir, c, &pre, err, sizeof err);
+    Vuf__Session *s = case_session(r->spec, r->dir, c, NULL, &pre, err, sizeof err);
     if (!s) {
         setv(c, V_ERROR, "the case does not load: %s", err);
         return;
     }
     size_t probe = c->probe ? pre + c->probe : last_main_send(s);
+    /* (not after a probe whose framing is the point: its header's size or a
+     * cut; the barrier's bytes would complete it) */
+    const Vuf__Message *pm = probe && probe <= s->n_actions &&
+                                     s->actions[probe - 1]->action_case == VUF__ACTION__ACTION_SEND
+                                 ? s->actions[probe - 1]->send
+                                 : NULL;
+    bool barrier = pm && probe == s->n_actions && !pm->has_size && !pm->has_truncate;
+    if (barrier) {
+        /* The probe ends the session: a barrier after it, which the
+         * back-end answers in order. A back-end that closes over the probe
+         * has closed before it; one that answers it first and not the
+         * probe was silent. Without it, a close a moment late would look
+         * like silence. */
+        vuf_session_free(s);
+        s = case_session(r->spec, r->dir, c, BARRIER, &pre, err, sizeof err);
+        if (!s) {
+            setv(c, V_ERROR, "the case does not load: %s", err);
+            return;
+        }
+    }
     if (!probe || probe > s->n_actions ||
         s->actions[probe - 1]->action_case != VUF__ACTION__ACTION_SEND) {
         setv(c, V_ERROR, "the probe (action %zu) is not a front-end message", probe);
@@ -552,7 +602,11 @@ static void run_case(runner *r, conf_case *c)
     }
     offer keep = o->off;
     free(o->conv);
-    *o = (observer){.spec = r->spec, .probe = probe, .off = keep, .record = true};
+    *o = (observer){.spec = r->spec,
+                    .probe = probe,
+                    .barrier = barrier ? probe + 1 : 0,
+                    .off = keep,
+                    .record = true};
     vuf_finding f = vuf_harness_run(r->h, s);
     vuf_session_free(s);
     if (o->probe_sent && o->out == OUT_NONE)
@@ -575,20 +629,50 @@ static void run_case(runner *r, conf_case *c)
              outcome_name[o->out]);
     else if (o->should)
         setv(c, V_WARN, "%s", o->should_text);
+    else if (o->note && r->level == VUF_NOTE)
+        setv(c, V_WARN, "%s", o->note_text);
     else
         setv(c, V_PASS, "answer '%s'", outcome_name[o->out]);
+    if (f.kind == VUF_FINDING_CRASH || f.kind == VUF_FINDING_SANITIZER ||
+        f.kind == VUF_FINDING_EXIT) {
+        char tail[4096];
+        if (vuf_backend_log_tail(r->be, tail, sizeof tail)) { /* what it said as it died */
+            record(o, "# the back-end's last output:");
+            for (char *l = tail, *e; *l; l = e + !!*e) {
+                e = l + strcspn(l, "\n");
+                char line[600];
+                snprintf(line, sizeof line, "#   %.*s", (int)(e - l < 500 ? e - l : 500), l);
+                record(o, line);
+            }
+        }
+    }
     c->conversation = o->conv;
     o->conv = NULL;
     o->conv_len = o->conv_cap = 0;
+    vuf_finding lf = {0};
+    bool up = true;
     if (c->v != V_ERROR) {
-        vuf_finding lf;
-        if (!alive(r, &lf)) {
+        up = alive(r, &lf);
+        if (!up) {
             setv(c, V_FAIL, "afterwards, a fresh connection got no answer to GET_FEATURES%s%s",
                  lf.kind ? ": " : "", lf.kind ? lf.text : "");
         } else if (lf.kind && lf.kind != VUF_FINDING_BAD_INPUT && c->v != V_FAIL) {
             setv(c, V_FAIL, "afterwards: %s %s: %s", vuf_finding_kind_name(lf.kind), lf.rule,
                  lf.text);
         }
+    }
+    /* A back-end that cannot be reached any more: the cases left are not
+     * run (--connect: nobody restarts it; --exec: it does not start). */
+    if (r->exec && f.kind == VUF_FINDING_TARGET_ERROR) /* a second chance to start */
+        up = alive(r, &lf);
+    if (r->exec ? !up && lf.kind == VUF_FINDING_TARGET_ERROR
+                : !up || f.kind == VUF_FINDING_TARGET_ERROR) {
+        r->gone = true;
+        snprintf(r->gone_why, sizeof r->gone_why, "the back-end stopped answering at %s/%s (%s)",
+                 c->group, c->id,
+                 lf.kind  ? lf.text
+                 : f.kind ? f.text
+                          : "no answer to GET_FEATURES");
     }
     c->seconds = now_s() - t0;
 }
@@ -606,7 +690,7 @@ static bool selected(const conf_case *c, char **cases, size_t ncases, char **gro
 }
 
 static void write_json(const char *path, const char *target, conf_case *cs, size_t n,
-                       const unsigned counts[][5], char **gnames, size_t ng, bool strict)
+                       const unsigned counts[][5], char **gnames, size_t ng, vuf_level level)
 {
     FILE *f = fopen(path, "w");
     if (!f) {
@@ -618,7 +702,8 @@ static void write_json(const char *path, const char *target, conf_case *cs, size
     vuf_json_object(&j, NULL);
     vuf_cli_json_meta(&j);
     vuf_json_str(&j, "target", target);
-    vuf_json_bool(&j, "strict", strict);
+    vuf_json_str(&j, "level", vuf_level_name(level));
+    vuf_json_bool(&j, "strict", level != VUF_MUST);
     vuf_json_array(&j, "cases");
     for (size_t i = 0; i < n; i++) {
         if (!cs[i].path || cs[i].v == V_ERROR + 1)
@@ -692,9 +777,6 @@ static void write_junit(const char *path, conf_case *cs, size_t n, char **gnames
 /* ---------- the command ---------- */
 
 enum {
-    O_CONNECT,
-    O_PID,
-    O_EXEC,
     O_DEVICE,
     O_CASE,
     O_GROUP,
@@ -703,17 +785,15 @@ enum {
     O_JUNIT,
     O_LIST,
     O_DIR,
-    O_REPLY_TIMEOUT,
     O_VERBOSE,
-    O_SPEC
+    O_SPEC,
+    O_LEVEL,
+    O_BACKEND /* VUF_CLI_BACKEND_N of them */
 };
 
 int vuf_cmd_conform(int argc, char **argv)
 {
-    static const vuf_cli_opt opts[] = {[O_CONNECT] = {"--connect", "PATH"},
-                                       [O_PID] = {"--pid", "PID"},
-                                       [O_EXEC] = {"--exec", "CMD"},
-                                       [O_DEVICE] = {"--device", "TYPE"},
+    static const vuf_cli_opt opts[] = {[O_DEVICE] = {"--device", "TYPE"},
                                        [O_CASE] = {"--case", "ID"},
                                        [O_GROUP] = {"--group", "G"},
                                        [O_STRICT] = {"--strict", NULL},
@@ -721,14 +801,16 @@ int vuf_cmd_conform(int argc, char **argv)
                                        [O_JUNIT] = {"--junit", "FILE"},
                                        [O_LIST] = {"--list", NULL},
                                        [O_DIR] = {"--dir", "DIR"},
-                                       [O_REPLY_TIMEOUT] = {"--reply-timeout", "MS"},
                                        [O_VERBOSE] = {"--verbose", NULL},
                                        [O_SPEC] = {"--spec", "FILE"},
+                                       [O_LEVEL] = {"--level", "L"},
+                                       VUF_CLI_BACKEND_OPTS(O_BACKEND),
                                        {NULL, NULL}};
-    const char *connect_path = NULL, *exec_cmd = NULL, *device = NULL, *json = NULL, *junit = NULL,
-               *dir = getenv("VUF_CONFORM_DIR"), *spec_path = NULL, *val;
-    bool strict = false, list = false, verbose = false;
-    uint64_t pid = 0, reply_timeout = 2000;
+    const char *device = NULL, *json = NULL, *junit = NULL, *dir = getenv("VUF_CONFORM_DIR"),
+               *spec_path = NULL, *val;
+    bool list = false, verbose = false;
+    vuf_level level = VUF_MUST;
+    vuf_backend_opts bo = {0};
     char **cases = calloc((size_t)argc, sizeof *cases),
          **groups = calloc((size_t)argc, sizeof *groups);
     size_t ncases = 0, ngroups = 0;
@@ -747,16 +829,6 @@ int vuf_cmd_conform(int argc, char **argv)
         case VUF_CLI_POS:
             rc = vuf_cli_usage_error("conform", usage_line, "unexpected '%s'", val);
             break;
-        case O_CONNECT:
-            connect_path = val;
-            break;
-        case O_EXEC:
-            exec_cmd = val;
-            break;
-        case O_PID:
-            if (!vuf_parse_u64(val, &pid) || !pid || pid > 0x7fffffff)
-                rc = vuf_cli_usage_error("conform", usage_line, "bad pid '%s'", val);
-            break;
         case O_DEVICE:
             device = val;
             break;
@@ -767,7 +839,12 @@ int vuf_cmd_conform(int argc, char **argv)
             groups[ngroups++] = (char *)val;
             break;
         case O_STRICT:
-            strict = true;
+            level = VUF_SHOULD;
+            break;
+        case O_LEVEL:
+            if (vuf_level_parse(val, &level) != 0)
+                rc = vuf_cli_usage_error("conform", usage_line, "bad --level '%s' (%s)", val,
+                                         VUF_LEVEL_ARG);
             break;
         case O_JSON:
             json = val;
@@ -787,9 +864,9 @@ int vuf_cmd_conform(int argc, char **argv)
         case O_SPEC:
             spec_path = val;
             break;
-        case O_REPLY_TIMEOUT:
-            if (!vuf_parse_u64(val, &reply_timeout) || !reply_timeout || reply_timeout > 3600000)
-                rc = vuf_cli_usage_error("conform", usage_line, "bad reply timeout '%s' (ms)", val);
+        default: /* the back-end's options */
+            if (vuf_cli_backend_opt(&bo, k - O_BACKEND, val, "conform", usage_line))
+                rc = 2;
             break;
         }
     }
@@ -826,21 +903,23 @@ int vuf_cmd_conform(int argc, char **argv)
         rc = 0;
         goto out;
     }
-    if (!!connect_path + !!exec_cmd != 1) {
+    bool given;
+    if ((rc = vuf_cli_backend_check(&bo, &given, "conform", usage_line)) != 0)
+        goto out;
+    if (!given) {
         rc = vuf_cli_usage_error("conform", usage_line,
-                                 "one back-end: --connect PATH or --exec 'CMD {socket}'");
+                                 "give the back-end: --connect PATH or --exec 'CMD {socket}'");
         goto out;
     }
-    if (exec_cmd) {
-        rc = vuf_cli_usage_error("conform", usage_line,
-                                 "--exec is not available in this build yet: start the back-end "
-                                 "yourself and use --connect PATH --pid PID");
+    char berr[1024];
+    vuf_backend *be = vuf_backend_new(&bo, berr, sizeof berr);
+    if (!be) {
+        fprintf(stderr, "vufuzz conform: %s\n", berr);
+        rc = 2;
         goto out;
     }
-    vuf_target_ext_opts xo = {
-        .connect_path = connect_path, .pid = (int)pid, .reply_timeout_ms = (int)reply_timeout};
     observer obs = {.spec = spec};
-    vuf_harness_opts ho = {.custom = vuf_target_external_new(spec, &xo),
+    vuf_harness_opts ho = {.custom = vuf_backend_target(be, spec),
                            .strict = VUF_STRICT_OFF,
                            .stop_on_peer_close = true,
                            .fd_scan_period = 1,
@@ -853,11 +932,14 @@ int vuf_cmd_conform(int argc, char **argv)
                 .dir = dir,
                 .device = device,
                 .obs = &obs,
-                .strict = strict,
-                .verbose = verbose};
+                .level = level,
+                .verbose = verbose,
+                .be = be,
+                .exec = bo.exec_cmd != NULL};
     r.h = vuf_harness_new(spec, &ho);
     if (!r.h) {
         fprintf(stderr, "vufuzz conform: cannot set up the harness\n");
+        vuf_backend_free(be);
         rc = 2;
         goto out;
     }
@@ -873,7 +955,11 @@ int vuf_cmd_conform(int argc, char **argv)
     if (df.kind == VUF_FINDING_TARGET_ERROR || !obs.off.virtio_known) {
         fprintf(stderr, "vufuzz conform: the back-end could not be driven: %s\n",
                 df.kind ? df.text : "no answer to GET_FEATURES");
+        char tail[2048];
+        if (vuf_backend_log_tail(be, tail, sizeof tail))
+            fprintf(stderr, "its last output:\n%s\n", tail);
         vuf_harness_free(r.h);
+        vuf_backend_free(be);
         rc = 2;
         goto out;
     }
@@ -882,7 +968,8 @@ int vuf_cmd_conform(int argc, char **argv)
     for (size_t i = 0; i < n; i++)
         nsel += selected(&cs[i], cases, ncases, groups, ngroups);
     printf("vufuzz conform: %zu cases against %s (offers virtio 0x%llx, protocol 0x%llx)\n", nsel,
-           connect_path, (unsigned long long)obs.off.virtio, (unsigned long long)obs.off.proto);
+           vuf_backend_name(be), (unsigned long long)obs.off.virtio,
+           (unsigned long long)obs.off.proto);
     double t0 = now_s();
     for (size_t i = 0; i < n; i++) {
         if (!selected(&cs[i], cases, ncases, groups, ngroups)) {
@@ -892,7 +979,7 @@ int vuf_cmd_conform(int argc, char **argv)
         obs.record = true;
         run_case(&r, &cs[i]);
         done++;
-        if (cs[i].v == V_WARN && strict)
+        if (cs[i].v == V_WARN && level != VUF_MUST)
             cs[i].v = V_FAIL;
         if (tty || cs[i].v == V_FAIL || cs[i].v == V_ERROR)
             printf("[%3zu/%zu] %-5s %s/%s: %s\n", done, nsel, verdict_name[cs[i].v], cs[i].group,
@@ -933,10 +1020,12 @@ int vuf_cmd_conform(int argc, char **argv)
                    cs[i].rule ? cs[i].rule : "-", cs[i].section ? cs[i].section : "-",
                    cs[i].reason);
     if (json)
-        write_json(json, connect_path, cs, n, (const unsigned(*)[5])counts, gnames, ng, strict);
+        write_json(json, vuf_backend_name(be), cs, n, (const unsigned(*)[5])counts, gnames, ng,
+                   level);
     if (junit)
         write_junit(junit, cs, n, gnames, ng, (const unsigned(*)[5])counts);
     vuf_harness_free(r.h);
+    vuf_backend_free(be);
     free(obs.conv);
     rc = total[V_ERROR] ? 2 : total[V_FAIL] ? 1 : 0;
 out:

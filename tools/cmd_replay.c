@@ -6,7 +6,7 @@
 #include "vuf_json.h"
 #include "vuf_ref.h"
 #include "vuf_session.h"
-#include "vuf_target_ext.h"
+#include "vuf_backend.h"
 #include "vuf_trace.h"
 #include "vuf_util.h"
 
@@ -19,9 +19,10 @@
 #include <unistd.h>
 
 static const char usage_line[] =
-    "usage: vufuzz replay [--sockets | --connect PATH [--pid PID]] [--quiet] [--action N]\n"
-    "                     [--stats] [--json] [--raw] [--repeat N] [--timeout S]\n"
-    "                     [--reply-timeout MS] [--spec FILE] FILE|DIR...";
+    "usage: vufuzz replay [--sockets | --connect PATH [--pid PID] | --exec 'CMD {socket}']\n"
+    "                     [--quiet] [--action N] [--stats] [--json] [--raw] [--repeat N]\n"
+    "                     [--timeout S] [--reply-timeout MS] [--backend-log FILE]\n"
+    "                     [--ready-timeout MS] [--spec FILE] FILE|DIR...";
 
 static void usage(FILE *f)
 {
@@ -38,13 +39,12 @@ static void usage(FILE *f)
             "A session that does not play against the table (a message that does not\n"
             "build, as `vufuzz session check` says) is a bad input, never 'clean'.\n\n"
             "  --sockets    over real socket pairs and the device's connection layer (the\n"
-            "               fuzz_session_sockets target), instead of in process\n"
-            "  --connect PATH  against the back-end listening on PATH (any vhost-user\n"
-            "               back-end: a new connection per session; replies the checker says\n"
-            "               are owed are awaited, then a hang is a finding)\n"
-            "  --pid PID    the --connect back-end's process: its open fds are counted\n"
-            "               after each session (a leak is a finding), and its death is one\n"
-            "  --reply-timeout MS  how long a reply owed may take (default 2000)\n"
+            "               fuzz_session_sockets target), instead of in process\n\n"
+            "Against any vhost-user back-end instead (a new connection per session;\n"
+            "replies the checker says are owed are awaited, then a hang is a finding;\n"
+            "with --exec, the back-end's last output follows a crash):\n"
+            "%s"
+            "\nOther options:\n"
             "  --quiet      only the verdict lines\n"
             "  --action N   only the conversation around action N (two actions each side)\n"
             "  --stats      after the runs: which table messages the device accepted\n"
@@ -57,7 +57,7 @@ static void usage(FILE *f)
             "  --spec FILE  use this table instead of the built-in one\n\n"
             "Directories are read non-recursively, files in name order.\n"
             "Exit status: 0 every session clean, 1 a finding, 2 bad input or usage.\n",
-            usage_line);
+            usage_line, vuf_cli_backend_help);
 }
 
 typedef struct {
@@ -284,9 +284,7 @@ enum {
     O_REPEAT,
     O_TIMEOUT,
     O_SPEC,
-    O_CONNECT,
-    O_PID,
-    O_REPLY_TIMEOUT
+    O_BACKEND /* VUF_CLI_BACKEND_N of them */
 };
 
 int vuf_cmd_replay(int argc, char **argv)
@@ -300,14 +298,12 @@ int vuf_cmd_replay(int argc, char **argv)
                                        [O_REPEAT] = {"--repeat", "N"},
                                        [O_TIMEOUT] = {"--timeout", "S"},
                                        [O_SPEC] = {"--spec", "FILE"},
-                                       [O_CONNECT] = {"--connect", "PATH"},
-                                       [O_PID] = {"--pid", "PID"},
-                                       [O_REPLY_TIMEOUT] = {"--reply-timeout", "MS"},
+                                       VUF_CLI_BACKEND_OPTS(O_BACKEND),
                                        {NULL, NULL}};
     const char *spec_path = NULL, *val;
     bool quiet = false, stats = false, json = false, raw = false, sockets = false;
-    uint64_t timeout = 10, repeat = 1, focus = 0, pid = 0, reply_timeout = 2000;
-    const char *connect_path = NULL;
+    uint64_t timeout = 10, repeat = 1, focus = 0;
+    vuf_backend_opts bo = {0};
     char **pos = calloc((size_t)argc, sizeof *pos);
     size_t npos = 0;
     vuf_cli_parser p;
@@ -342,21 +338,10 @@ int vuf_cmd_replay(int argc, char **argv)
         case O_SPEC:
             spec_path = val;
             break;
-        case O_CONNECT:
-            connect_path = val;
-            break;
-        case O_PID:
-            if (!vuf_parse_u64(val, &pid) || pid < 1 || pid > 0x7fffffff) {
+        default: /* the back-end's options */
+            if (vuf_cli_backend_opt(&bo, k - O_BACKEND, val, "replay", usage_line)) {
                 free(pos);
-                return vuf_cli_usage_error("replay", usage_line, "bad pid '%s'", val);
-            }
-            break;
-        case O_REPLY_TIMEOUT:
-            if (!vuf_parse_u64(val, &reply_timeout) || reply_timeout < 1 ||
-                reply_timeout > 3600000) {
-                free(pos);
-                return vuf_cli_usage_error("replay", usage_line, "bad reply timeout '%s' (ms)",
-                                           val);
+                return 2;
             }
             break;
         case O_ACTION:
@@ -386,13 +371,15 @@ int vuf_cmd_replay(int argc, char **argv)
         free(pos);
         return vuf_cli_usage_error("replay", usage_line, "no session file");
     }
-    if (connect_path && sockets) {
+    bool external;
+    if (vuf_cli_backend_check(&bo, &external, "replay", usage_line)) {
         free(pos);
-        return vuf_cli_usage_error("replay", usage_line, "--sockets or --connect, not both");
+        return 2;
     }
-    if (pid && !connect_path) {
+    if (external && sockets) {
         free(pos);
-        return vuf_cli_usage_error("replay", usage_line, "--pid goes with --connect");
+        return vuf_cli_usage_error("replay", usage_line,
+                                   "--sockets or an external back-end, not both");
     }
     const vuf_spec *spec = vuf_cli_open_spec(spec_path);
     if (!spec) {
@@ -406,15 +393,23 @@ int vuf_cmd_replay(int argc, char **argv)
                           .on_event = on_event,
                           .on_action = on_action,
                           .ctx = &ctx};
-    if (connect_path) {
-        vuf_target_ext_opts xo = {
-            .connect_path = connect_path, .pid = (int)pid, .reply_timeout_ms = (int)reply_timeout};
-        o.custom = vuf_target_external_new(spec, &xo);
+    vuf_backend *be = NULL;
+    if (external) {
+        char err[1024];
+        be = vuf_backend_new(&bo, err, sizeof err);
+        if (!be) {
+            fprintf(stderr, "vufuzz replay: %s\n", err);
+            free(pos);
+            vuf_spec_release(spec);
+            return 2;
+        }
+        o.custom = vuf_backend_target(be, spec);
     }
     vuf_harness *h = vuf_harness_new(spec, &o);
     if (!h) {
         fprintf(stderr, "vufuzz replay: cannot set up the harness\n");
         free(pos);
+        vuf_backend_free(be);
         vuf_spec_release(spec);
         return 2;
     }
@@ -455,6 +450,10 @@ int vuf_cmd_replay(int argc, char **argv)
         alarm((unsigned)timeout);
         vuf_finding f = vuf_harness_run(h, s);
         alarm(0);
+        char tail[4096] = "";
+        if (be && (f.kind == VUF_FINDING_CRASH || f.kind == VUF_FINDING_SANITIZER ||
+                   f.kind == VUF_FINDING_EXIT))
+            vuf_backend_log_tail(be, tail, sizeof tail);
         if (repeat > 1 && !f.kind)
             print_throughput(h, s, files[i], (long)repeat, &f);
         vuf_session_free(s);
@@ -470,6 +469,8 @@ int vuf_cmd_replay(int argc, char **argv)
                 vuf_json_str(&j, "rule", f.rule);
                 vuf_json_u64(&j, "action", f.action);
                 vuf_json_str(&j, "text", f.text);
+                if (tail[0])
+                    vuf_json_str(&j, "backend_output", tail);
             }
             vuf_json_end(&j);
         } else if (f.kind == VUF_FINDING_BAD_INPUT) {
@@ -481,6 +482,13 @@ int vuf_cmd_replay(int argc, char **argv)
         } else if (f.kind) {
             printf("%s: FINDING %s %s at action %zu: %s\n", files[i], vuf_finding_kind_name(f.kind),
                    f.rule, f.action, f.text);
+            if (tail[0]) { /* as comments: the output stays a trace */
+                printf("# the back-end's last output:\n");
+                for (char *l = tail, *e; *l; l = e + !!*e) {
+                    e = l + strcspn(l, "\n");
+                    printf("#   %.*s\n", (int)(e - l), l);
+                }
+            }
         } else {
             printf("%s: clean\n", files[i]);
         }
@@ -500,6 +508,7 @@ int vuf_cmd_replay(int argc, char **argv)
     }
     free(files);
     vuf_harness_free(h);
+    vuf_backend_free(be);
     vuf_spec_release(spec);
     return bad ? 2 : findings ? 1 : 0;
 }
