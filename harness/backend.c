@@ -94,6 +94,16 @@ size_t vuf_backend_log_tail(vuf_backend *b, char *buf, size_t cap)
     return vuf_proc_log_tail(b->proc, buf, cap);
 }
 
+int vuf_backend_restart(vuf_backend *b, char *err, size_t errcap)
+{
+    if (!b->proc) {
+        snprintf(err, errcap, "a --connect back-end cannot be restarted by vufuzz");
+        return -1;
+    }
+    vuf_proc_stop(b->proc);
+    return vuf_proc_restart(b->proc, err, errcap);
+}
+
 unsigned vuf_backend_starts(const vuf_backend *b)
 {
     return b->proc ? vuf_proc_starts(b->proc) : 1;

@@ -33,6 +33,7 @@ typedef struct {
     vuf_endpoint *ep;
     int baseline;     /* the back-end's open fds before its first session, -1 unknown */
     int baseline_pid; /* whose: a restarted process is counted anew */
+    bool leaked;      /* the baseline moved up after a leak was reported */
     char last_error[200];
 } ext_target;
 
@@ -87,6 +88,7 @@ static int x_begin(vuf_target *t, const vuf_target_config *c, char *err, size_t 
     if (pid > 0 && pid != x->baseline_pid) {
         x->baseline = count_fds(pid);
         x->baseline_pid = pid;
+        x->leaked = false;
     }
     return 0;
 }
@@ -218,8 +220,11 @@ static int x_findings(vuf_target *t, vuf_finding *f)
         f->kind = VUF_FINDING_FD_LEAK;
         snprintf(f->rule, sizeof f->rule, "fd-leak");
         snprintf(f->text, sizeof f->text,
-                 "the back-end (pid %d) holds %d fds after the session, %d before the first one",
-                 pid, n, x->baseline);
+                 "the back-end (pid %d) holds %d fds after the session, %d before it%s", pid, n,
+                 x->baseline, x->leaked ? " (after earlier leaks)" : "");
+        /* reported once: the next session is judged against this count */
+        x->baseline = n;
+        x->leaked = true;
         return 1;
     }
     return 0;
