@@ -719,24 +719,25 @@ static void on_reply(vuf_checker *c, const vuf_event *ev, const vuf_msg_view *v)
     bool explicit_reply = p->owed == VUF_OWED_EXPLICIT;
     const vuf_payload_def *lay = vuf_reply_layout(c->spec, d, explicit_reply);
     uint64_t exp = 0;
-    if (explicit_reply && d->reply_size_matches_request) {
-        /* the request's size, or empty (0 bytes or the fixed part: an error) */
-        if (len != p->req_len && len != 0 && len != lay->fixed_size)
-            report(c, VUF_RULE_SIZE_REPLY_MATCH, s,
-                   "reply payload is %zu byte%s, the request's is %zu", len, vuf_plural(len),
-                   p->req_len);
-    } else if (explicit_reply && p->broke_any && len == 8 && lay->fixed_size != 8) {
+    if (explicit_reply && p->broke_any && len == 8 && lay->fixed_size != 8) {
         /* A request that broke a rule (out of its gate, malformed) answered
          * with a u64: the ack form, the back-end's reaction to a request
          * it refused or does not know; 0 is success (REACT-ACK-INVALID
          * below), anything else a failure (Communication: "If back-end
          * detects some error ..."; REPLY_ACK: "zero on success or non-zero
-         * on failure"). Its explicit layout is not owed then. */
+         * on failure"). Its explicit layout (and fds) are not owed then. */
         uint64_t ack;
         memcpy(&ack, pl, 8);
         can_fail = true;
         failed = ack != 0;
+        explicit_reply = false;
         lay = vuf_reply_layout(c->spec, d, false);
+    } else if (explicit_reply && d->reply_size_matches_request) {
+        /* the request's size, or empty (0 bytes or the fixed part: an error) */
+        if (len != p->req_len && len != 0 && len != lay->fixed_size)
+            report(c, VUF_RULE_SIZE_REPLY_MATCH, s,
+                   "reply payload is %zu byte%s, the request's is %zu", len, vuf_plural(len),
+                   p->req_len);
     } else if (!(explicit_reply && d->reply_error == VUF_RERR_EMPTY && len == 0)) {
         vuf_size_verdict sv = vuf_payload_check_size(lay, VUF_SIZE_EXACT, pl, len, &exp);
         if (sv != VUF_SZ_OK)
