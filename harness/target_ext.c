@@ -37,6 +37,10 @@ typedef struct {
     char last_error[200];
 } ext_target;
 
+/* How long a started back-end may take to take a connection before it is
+ * asked whether it still listens. */
+#define UNREACHABLE_PROBE_MS 100
+
 static ext_target *et(vuf_target *t)
 {
     return (ext_target *)t;
@@ -98,7 +102,23 @@ static int x_connect(vuf_target *t)
     ext_target *x = et(t);
     if (x->fe >= 0)
         return 0;
-    int fd = vuf_unix_connect(x->path, x->o.connect_timeout_ms);
+    int fd;
+    if (x->o.unreachable) {
+        /* a process of ours: it listens already (it was waited for when it
+         * started), so a refusal now means it stopped listening */
+        fd = vuf_unix_connect(x->path, UNREACHABLE_PROBE_MS);
+        char err[200];
+        if (fd < 0 && x->o.unreachable(x->o.ctx, err, sizeof err) == 0) {
+            const char *p = x->o.path_fn ? x->o.path_fn(x->o.ctx) : x->o.connect_path;
+            snprintf(x->path, sizeof x->path, "%s", p ? p : "");
+            fd = vuf_unix_connect(x->path, x->o.connect_timeout_ms);
+        } else if (fd < 0) {
+            snprintf(x->last_error, sizeof x->last_error, "%s", err);
+            return -1;
+        }
+    } else {
+        fd = vuf_unix_connect(x->path, x->o.connect_timeout_ms);
+    }
     if (fd < 0) {
         snprintf(x->last_error, sizeof x->last_error, "cannot connect to %s: %s", x->path,
                  strerror(errno));
