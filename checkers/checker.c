@@ -754,8 +754,9 @@ static void on_reply(vuf_checker *c, const vuf_event *ev, const vuf_msg_view *v)
                           d->section, s, "reply payload is %zu byte%s, %s needs %llu", len,
                           vuf_plural(len), lay->name, (unsigned long long)exp);
     }
+    /* a failure hands nothing over: no fd with an error (SET_DEVICE_STATE_FD) */
     const vuf_fd_rule none = {.kind = VUF_FDRULE_EXACT};
-    check_reply_fds(c, explicit_reply ? &d->reply_fds : &none, ev, pl, len);
+    check_reply_fds(c, explicit_reply && !failed ? &d->reply_fds : &none, ev, pl, len);
     uint64_t val = 0;
     bool have_u64 = len == 8 && lay->fixed_size == 8;
     if (have_u64)
