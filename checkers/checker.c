@@ -43,11 +43,13 @@ typedef struct {
     bool rings_saved; /* RESET_DEVICE: every ring in rings_before */
     /* the responder's REFUSE note, the requester's TIMEOUT note */
     bool refused, timed_out;
-    /* The request broke a gate of its own message: the rst says what the
-     * sender should or must not do, not what a responder that was never
-     * told about the message does with it. Its reply may come (it is judged
-     * when it does); a missing one is nobody's violation. */
-    bool gate_broken;
+    /* The reply may come but is not owed: the request broke a gate of its
+     * own message (the rst says what the sender should or must not do, not
+     * what a responder that was never told about the message does with
+     * it), or the feature it is owed under was enabled without asking the
+     * back-end's offer (whether the back-end has it is unknown). It is
+     * judged when it comes; a missing one is nobody's violation. */
+    bool optional;
 } pending_t;
 
 typedef struct {
@@ -412,7 +414,7 @@ static void owed_missing(vuf_checker *c, vuf_channel ch, int closer, const char 
                        pname(p), at_line(p->line, true).s);
         } else if (closer < 0 && p->timed_out) {
             c->late[ch] = *p; /* its reply may still come, late */
-        } else if (closer < 0 && !p->gate_broken) {
+        } else if (closer < 0 && !p->optional) {
             report(c, VUF_RULE_REPLY_MISSING, responder, "no %s to %s%s %s",
                    p->owed == VUF_OWED_EXPLICIT ? "reply" : "ack", pname(p),
                    at_line(p->line, true).s, when);
@@ -484,6 +486,14 @@ static void track_memory(vuf_checker *c, const vuf_msg_def *d, const uint8_t *pl
 
 /* ---------- requests ---------- */
 
+static bool has_protocol_gate(const vuf_msg_def *d)
+{
+    for (size_t i = 0; d && i < d->ngates; i++)
+        if (d->gates[i].space == VUF_SPACE_PROTOCOL)
+            return true;
+    return false;
+}
+
 static void on_request(vuf_checker *c, const vuf_event *ev, const vuf_msg_view *v)
 {
     vuf_channel ch = ev->channel;
@@ -505,7 +515,9 @@ static void on_request(vuf_checker *c, const vuf_event *ev, const vuf_msg_view *
     p->owed = vuf_msgcheck_reply_owed(c->spec, d, v->hdr.flags, &vs);
     p->broke_must = c->must_in_event > 0;
     p->broke_any = c->any_in_event > 0;
-    p->gate_broken = c->gate_in_event > 0;
+    p->optional = c->gate_in_event > 0 ||
+                  (p->owed && ch == VUF_CHAN_FRONTEND && !c->st.protocol_offered_known &&
+                   (p->owed == VUF_OWED_ACK || has_protocol_gate(d)));
     p->event_index = c->events;
     p->line = ev->line;
     p->req_len = len;
@@ -861,7 +873,7 @@ size_t vuf_checker_finish(vuf_checker *c)
     size_t n0 = c->nv;
     for (int ch = 0; ch < VUF_CHAN_COUNT; ch++) {
         pending_t *p = &c->pending[ch];
-        if (p->active && p->owed && !p->timed_out && !p->gate_broken) {
+        if (p->active && p->owed && !p->timed_out && !p->optional) {
             c->cur_name = p->def ? p->def->name : NULL;
             vuf_violation *v =
                 add(c, VUF_RULE_REPLY_MISSING, VUF_MUST, responder_of(c, ch), p->line);
@@ -882,7 +894,7 @@ size_t vuf_checker_end_capture(vuf_checker *c)
     for (int ch = 0; ch < VUF_CHAN_COUNT; ch++) {
         for (int k = 0; k < 2; k++) {
             pending_t *p = k ? &c->late[ch] : &c->pending[ch];
-            if (p->active && p->owed && !p->gate_broken && !c->closed[ch] &&
+            if (p->active && p->owed && !p->optional && !c->closed[ch] &&
                 c->nincomplete < sizeof c->incomplete / sizeof c->incomplete[0]) {
                 vuf_incomplete *in = &c->incomplete[c->nincomplete++];
                 in->channel = (vuf_channel)ch;
@@ -899,11 +911,11 @@ size_t vuf_checker_end_capture(vuf_checker *c)
 bool vuf_checker_reply_owed(const vuf_checker *c, vuf_channel ch)
 {
     const pending_t *p = &c->pending[ch < VUF_CHAN_COUNT ? ch : VUF_CHAN_FRONTEND];
-    return p->active && p->owed && !p->gate_broken && !c->closed[ch];
+    return p->active && p->owed && !p->optional && !c->closed[ch];
 }
 
 bool vuf_checker_reply_optional(const vuf_checker *c, vuf_channel ch)
 {
     const pending_t *p = &c->pending[ch < VUF_CHAN_COUNT ? ch : VUF_CHAN_FRONTEND];
-    return p->active && p->owed && p->gate_broken && !c->closed[ch];
+    return p->active && p->owed && p->optional && !c->closed[ch];
 }
