@@ -50,6 +50,11 @@ typedef struct {
      * back-end's offer (whether the back-end has it is unknown). It is
      * judged when it comes; a missing one is nobody's violation. */
     bool optional;
+    bool need_reply; /* NEED_REPLY set, REPLY_ACK negotiated */
+    /* The requester sent its next request before this one's reply could
+     * come (a front-end that does not wait, or a frame completed only by
+     * the next message's bytes): the reply may still come, in order. */
+    bool pipelined;
 } pending_t;
 
 typedef struct {
@@ -414,6 +419,12 @@ static void owed_missing(vuf_checker *c, vuf_channel ch, int closer, const char 
                        pname(p), at_line(p->line, true).s);
         } else if (closer < 0 && p->timed_out) {
             c->late[ch] = *p; /* its reply may still come, late */
+        } else if (closer < 0 && !p->optional && !c->late[ch].active) {
+            /* the responder had no chance yet: its reply may come after
+             * the next request; it is missing if a later reply or the end
+             * comes first */
+            c->late[ch] = *p;
+            c->late[ch].pipelined = true;
         } else if (closer < 0 && !p->optional) {
             report(c, VUF_RULE_REPLY_MISSING, responder, "no %s to %s%s %s",
                    p->owed == VUF_OWED_EXPLICIT ? "reply" : "ack", pname(p),
@@ -515,6 +526,8 @@ static void on_request(vuf_checker *c, const vuf_event *ev, const vuf_msg_view *
     p->owed = vuf_msgcheck_reply_owed(c->spec, d, v->hdr.flags, &vs);
     p->broke_must = c->must_in_event > 0;
     p->broke_any = c->any_in_event > 0;
+    p->need_reply = (v->hdr.flags & VUF_F_NEED_REPLY) &&
+                    vuf_msgcheck_reply_owed(c->spec, NULL, v->hdr.flags, &vs) == VUF_OWED_ACK;
     p->optional = c->gate_in_event > 0 ||
                   (p->owed && ch == VUF_CHAN_FRONTEND && !c->st.protocol_offered_known &&
                    (p->owed == VUF_OWED_ACK || has_protocol_gate(d)));
@@ -675,6 +688,13 @@ static void on_reply(vuf_checker *c, const vuf_event *ev, const vuf_msg_view *v)
         late->active = false; /* the reply the requester stopped waiting for */
         return;
     }
+    if (late->active && late->pipelined) {
+        /* a later request answered first: the pipelined one got nothing */
+        report(c, VUF_RULE_REPLY_MISSING, s, "no %s to %s%s before the reply to a later request",
+               late->owed == VUF_OWED_EXPLICIT ? "reply" : "ack", pname(late),
+               at_line(late->line, true).s);
+        late->active = false;
+    }
     if (!p->active || v->hdr.request != p->id) {
         /* an answer to an earlier message that owed none? */
         for (size_t i = 0; i < c->nunowed[ch]; i++) {
@@ -740,7 +760,11 @@ static void on_reply(vuf_checker *c, const vuf_event *ev, const vuf_msg_view *v)
     bool explicit_reply = p->owed == VUF_OWED_EXPLICIT;
     const vuf_payload_def *lay = vuf_reply_layout(c->spec, d, explicit_reply);
     uint64_t exp = 0;
-    if (explicit_reply && p->broke_any && len == 8 && lay->fixed_size != 8) {
+    /* (a provisional message, from a later rst than the table follows, may
+     * be unknown to the responder: a NEED_REPLY one gets the ack form too) */
+    bool unknown_to_peer = d->provisional && p->need_reply;
+    if (explicit_reply && (p->broke_any || unknown_to_peer) && len == 8 &&
+        vuf_payload_check_size(lay, VUF_SIZE_EXACT, pl, len, &exp) != VUF_SZ_OK) {
         /* A request that broke a rule (out of its gate, malformed) answered
          * with a u64: the ack form, the back-end's reaction to a request
          * it refused or does not know; 0 is success (REACT-ACK-INVALID
@@ -883,8 +907,19 @@ size_t vuf_checker_finish(vuf_checker *c)
                          at_line(p->line, true).s);
             c->cur_name = NULL;
         }
+        pending_t *l = &c->late[ch];
+        if (l->active && l->pipelined) {
+            c->cur_name = l->def ? l->def->name : NULL;
+            vuf_violation *v =
+                add(c, VUF_RULE_REPLY_MISSING, VUF_MUST, responder_of(c, ch), l->line);
+            if (v)
+                snprintf(v->text, sizeof v->text, "no %s to %s%s before the conversation ended",
+                         l->owed == VUF_OWED_EXPLICIT ? "reply" : "ack", pname(l),
+                         at_line(l->line, true).s);
+            c->cur_name = NULL;
+        }
         p->active = false;
-        c->late[ch].active = false;
+        l->active = false;
     }
     return c->nv - n0;
 }
