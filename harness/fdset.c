@@ -45,6 +45,7 @@ static int keep(vuf_fdset *s, int fd, int guest, vuf_fdkind kind)
     }
     s->h[s->nh].fd = fd;
     s->h[s->nh].kind = (uint8_t)kind;
+    s->h[s->nh].main_dup = false;
     s->h[s->nh++].guest = guest;
     return fd;
 }
@@ -146,6 +147,8 @@ int vuf_fdset_make(vuf_fdset *s, vuf_guest *g, const Vuf__Fd *spec, bool size_de
         break;
     case VUF__FD_KIND__FD_MAIN_CHANNEL:
         fd = main_fd >= 0 ? keep(s, fcntl(main_fd, F_DUPFD_CLOEXEC, 0), -1, VUF_FDKIND_SOCKET) : -1;
+        if (fd >= 0)
+            s->h[s->nh - 1].main_dup = true;
         break;
     case VUF__FD_KIND__FD_BACKEND_CHANNEL: {
         int be = vuf_fdset_backend(s);
@@ -163,6 +166,8 @@ int vuf_fdset_make(vuf_fdset *s, vuf_guest *g, const Vuf__Fd *spec, bool size_de
         vuf_hfd src = s->h[spec->ref % s->nh];
         *guest = src.guest;
         fd = keep(s, fcntl(src.fd, F_DUPFD_CLOEXEC, 0), src.guest, (vuf_fdkind)src.kind);
+        if (fd >= 0)
+            s->h[s->nh - 1].main_dup = src.main_dup;
         break;
     }
     case VUF__FD_KIND__FD_GUEST_MEMORY:
@@ -191,6 +196,18 @@ bool vuf_fdset_is_eventfd(const vuf_fdset *s, int fd)
 int vuf_fdset_backend(const vuf_fdset *s)
 {
     return s->be_peer >= 0 ? s->peers[s->be_peer] : -1;
+}
+
+void vuf_fdset_close_main_dups(vuf_fdset *s)
+{
+    size_t k = 0;
+    for (size_t i = 0; i < s->nh; i++) {
+        if (s->h[i].main_dup)
+            close(s->h[i].fd);
+        else
+            s->h[k++] = s->h[i];
+    }
+    s->nh = k;
 }
 
 void vuf_fdset_close_backend(vuf_fdset *s)

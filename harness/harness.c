@@ -472,6 +472,7 @@ static void disconnect(vuf_harness *h)
             break;
     }
     h->t->ops->disconnect(h->t);
+    vuf_fdset_close_main_dups(&h->fds);
     guest_check(h); /* what the last step wrote is judged too */
     narrowing_done(h, false);
     finish_checker(h);

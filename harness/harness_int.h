@@ -119,8 +119,9 @@ void vuf_guest_sync(vuf_guest *g);
 
 typedef struct {
     int fd;
-    int guest;    /* guest region the fd maps, or -1 */
-    uint8_t kind; /* vuf_fdkind: what vuf_fd_classify says of it */
+    int guest;     /* guest region the fd maps, or -1 */
+    uint8_t kind;  /* vuf_fdkind: what vuf_fd_classify says of it */
+    bool main_dup; /* a copy of the front-end's end of the main channel */
 } vuf_hfd;
 
 typedef struct {
@@ -149,5 +150,9 @@ bool vuf_fdset_is_eventfd(const vuf_fdset *s, int fd);
 /* The front-end's end of the back-end channel, or -1. */
 int vuf_fdset_backend(const vuf_fdset *s);
 void vuf_fdset_close_backend(vuf_fdset *s);
+/* Close the copies of the main channel's end (FD_MAIN_CHANNEL) the session
+ * made: when the front-end leaves a connection, nothing of ours may keep it
+ * open (a back-end that serves one connection at a time waits for its EOF). */
+void vuf_fdset_close_main_dups(vuf_fdset *s);
 
 #endif

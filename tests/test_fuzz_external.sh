@@ -59,6 +59,13 @@ grep -q "runs (.*/s), states" "$T/crash.txt" && ok "progress lines" || ko "no pr
 [ $rc -eq 0 ] && ok "serve: no finding in 10 s, 2 jobs ($(tail -1 "$T/serve.txt" | cut -c1-60))" || ko "serve: exit $rc: $(ls "$T/serve/findings" | head -3) $(tail -2 "$T/serve.txt")"
 [ "$(stat_of "$T/serve/stats.json" jobs)" = 2 ] && ok "serve: stats.json counts 2 jobs" || ko "serve: stats.json jobs"
 
+# a session that passes a copy of the main channel's end, then reconnects:
+# the copy is closed with the connection, so a back-end that serves one
+# connection at a time (vufuzz serve) gets to the next one (it was a false
+# hang of the reference device in a fuzz run)
+"$V" replay --exec "$V serve --socket {socket}" --quiet tests/sessions/main-dup-then-reconnect.txt >"$T/dup.txt" 2>&1
+[ $? -eq 0 ] && ok "main-channel copy closed with its connection: clean" || ko "main-dup-then-reconnect: $(tail -1 "$T/dup.txt")"
+
 # qemu-storage-daemon: a short run; its findings are real deviations
 # (docs/conformance.md), so only the report's form is checked
 if command -v qemu-storage-daemon >/dev/null; then
