@@ -173,57 +173,14 @@ static int berr(char *err, size_t cap, const char *fmt, ...)
     return -1;
 }
 
-static uint64_t read_int(const uint8_t *pl, size_t len, const vuf_field_ref *r)
-{
-    vuf_field_ref raw = *r;
-    raw.mask = ~0ull;
-    uint64_t v = 0;
-    if (!vuf_field_read(&raw, pl, len, &v))
-        return 0; /* a field the payload is too short to hold reads as 0 */
-    return v;
-}
-
-/* The value a rule reads (mask applied); 0 when the payload is too short. */
-static uint64_t read_masked(const uint8_t *pl, size_t len, const vuf_field_ref *r)
-{
-    uint64_t v = 0;
-    if (!vuf_field_read(r, pl, len, &v))
-        return 0;
-    return v;
-}
-
-static void write_int(uint8_t *pl, size_t len, const vuf_field_ref *r, uint64_t v)
-{
-    if (!r->present || (size_t)r->offset + r->width > len)
-        return;
-    switch (r->width) {
-    case 1:
-        pl[r->offset] = (uint8_t)v;
-        break;
-    case 2: {
-        uint16_t x = (uint16_t)v;
-        memcpy(pl + r->offset, &x, 2);
-        break;
-    }
-    case 4: {
-        uint32_t x = (uint32_t)v;
-        memcpy(pl + r->offset, &x, 4);
-        break;
-    }
-    default:
-        memcpy(pl + r->offset, &v, 8);
-        break;
-    }
-}
-
 /* Set or clear bit `bit` of the field r points at (when the payload holds it). */
 static void set_bit(uint8_t *pl, size_t len, const vuf_field_ref *r, unsigned bit, bool on)
 {
     if (!r->present || (size_t)r->offset + r->width > len || bit >= 8u * r->width)
         return;
-    uint64_t v = read_int(pl, len, r);
+    uint64_t v = vuf_int_load(pl + r->offset, r->width); /* the whole field, not its mask */
     v = on ? v | (1ull << bit) : v & ~(1ull << bit);
-    write_int(pl, len, r, v);
+    vuf_field_write(r, pl, len, v);
 }
 
 /* Apply the fields of m to a builder on layout p. */
@@ -448,12 +405,12 @@ int vuf_session_build(const vuf_spec *s, vuf_channel ch, const Vuf__Message *m,
             n = rule->a;
             break;
         case VUF_FDRULE_COUNT:
-            n = read_masked(pl, plen, &rule->ref);
+            n = vuf_field_get(&rule->ref, pl, plen, 0);
             if (n > max)
                 n = max;
             break;
         case VUF_FDRULE_NOFD:
-            n = (read_masked(pl, plen, &rule->ref) >> rule->a) & 1 ? 0 : 1;
+            n = (vuf_field_get(&rule->ref, pl, plen, 0) >> rule->a) & 1 ? 0 : 1;
             break;
         }
         if (n > VUF_SESSION_MAX_FDS)

@@ -2,6 +2,7 @@
 /* The I/O-free vhost-user codec, driven by the spec table. */
 #include "vuf_codec.h"
 #include "vuf_event.h"
+#include "vuf_util.h"
 
 #include <errno.h>
 #include <stdarg.h>
@@ -245,41 +246,6 @@ void vuf_pb_init(vuf_payload_builder *b, const vuf_payload_def *def)
     memset(b->buf, 0, b->def ? (b->len < sizeof b->buf ? b->len : sizeof b->buf) : 0);
 }
 
-static void put_int(uint8_t *p, uint32_t width, uint64_t v)
-{
-    switch (width) {
-    case 1:
-        p[0] = (uint8_t)v;
-        break;
-    case 2: {
-        uint16_t x = (uint16_t)v;
-        memcpy(p, &x, 2);
-        break;
-    }
-    case 4: {
-        uint32_t x = (uint32_t)v;
-        memcpy(p, &x, 4);
-        break;
-    }
-    default:
-        memcpy(p, &v, 8);
-        break;
-    }
-}
-
-static bool parse_num(const char *s, uint64_t *out)
-{
-    if (!*s || *s == '-' || *s == '+' || *s == ' ')
-        return false;
-    errno = 0;
-    char *end;
-    unsigned long long v = strtoull(s, &end, 0);
-    if (errno || *end)
-        return false;
-    *out = v;
-    return true;
-}
-
 /* Grow the variable tail to hold element idx. */
 static int pb_grow(vuf_payload_builder *b, uint64_t idx)
 {
@@ -347,7 +313,7 @@ static int pb_set_internal(vuf_payload_builder *b, const char *path, const char 
             snprintf(err, errcap, "field '%s' is not an array", name);
             return -1;
         }
-        if (is_str && !parse_num(sval, &v)) {
+        if (is_str && !vuf_parse_u64(sval, &v)) {
             snprintf(err, errcap, "bad number '%s' for field '%s'", sval, name);
             return -1;
         }
@@ -356,7 +322,7 @@ static int pb_set_internal(vuf_payload_builder *b, const char *path, const char 
                      (unsigned long long)v, f->size, name);
             return -1;
         }
-        put_int(b->buf + f->offset, f->size, v);
+        vuf_int_store(b->buf + f->offset, f->size, v);
         if (p->varray_field >= 0 && p->fields[p->varray_field].count_field == (int)fi)
             b->count_set = true;
         return 0;
@@ -422,7 +388,7 @@ static int pb_set_internal(vuf_payload_builder *b, const char *path, const char 
             snprintf(err, errcap, "bad path '%s'", path);
             return -1;
         }
-        if (is_str && !parse_num(sval, &v)) {
+        if (is_str && !vuf_parse_u64(sval, &v)) {
             snprintf(err, errcap, "bad number '%s'", sval);
             return -1;
         }
@@ -430,7 +396,7 @@ static int pb_set_internal(vuf_payload_builder *b, const char *path, const char 
             snprintf(err, errcap, "value does not fit '%s'", path);
             return -1;
         }
-        put_int(base, f->size, v);
+        vuf_int_store(base, f->size, v);
         return 0;
     }
     if (end[1] != '.') {
@@ -465,7 +431,7 @@ size_t vuf_pb_finish(vuf_payload_builder *b)
         return 0;
     if (p->varray_field >= 0 && !b->count_set) {
         const vuf_field_def *cf = &p->fields[p->fields[p->varray_field].count_field];
-        put_int(b->buf + cf->offset, cf->size, b->nelem);
+        vuf_int_store(b->buf + cf->offset, cf->size, b->nelem);
     }
     return b->len;
 }
@@ -488,14 +454,6 @@ static void sb_printf(sbuf *s, const char *fmt, ...)
     va_end(ap);
     if (n > 0)
         s->len += (size_t)n;
-}
-
-static uint64_t get_int(const uint8_t *p, uint32_t width)
-{
-    vuf_field_ref r = {.present = true, .offset = 0, .width = width, .mask = ~0ull};
-    uint64_t v = 0;
-    vuf_field_read(&r, p, width, &v);
-    return v;
 }
 
 static void fmt_num(sbuf *s, uint64_t v)
@@ -525,7 +483,7 @@ static void fmt_fields(sbuf *s, const vuf_payload_def *p, const uint8_t *pl, con
             continue;
         }
         if (f->type <= VUF_FT_U64) {
-            uint64_t v = get_int(pl + f->offset, f->size);
+            uint64_t v = vuf_int_load(pl + f->offset, f->size);
             if (p->varray_field >= 0 && p->fields[p->varray_field].count_field == (int)i &&
                 v == nelem)
                 continue; /* derived and consistent: omitted */
