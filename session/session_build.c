@@ -188,14 +188,12 @@ static int set_fields(vuf_payload_builder *pb, const vuf_payload_def *p, const V
                       char *err, size_t errcap)
 {
     vuf_pb_init(pb, p);
-    static const size_t hexcap = 2 * VUF_PAYLOAD_MAX + 1;
-    char *hex = NULL;
     int rc = 0;
     for (size_t i = 0; i < m->n_fields && !rc; i++) {
         const Vuf__Field *f = m->fields[i];
         const char *path = f->path ? f->path : "";
-        char e[200], num[32];
-        const char *val;
+        char e[200];
+        int r;
         switch (vuf_session_field_classify(p, path)) {
         case VUF_SFIELD_INT:
             if (!f->has_value && !(f->has_offered && f->offered)) {
@@ -203,9 +201,7 @@ static int set_fields(vuf_payload_builder *pb, const vuf_payload_def *p, const V
                 continue;
             }
             /* an offer not resolved by a harness: the mask stands for it */
-            snprintf(num, sizeof num, "0x%llx",
-                     (unsigned long long)(f->has_value ? f->value : UINT64_MAX));
-            val = num;
+            r = vuf_pb_set_num(pb, path, f->has_value ? f->value : UINT64_MAX, e, sizeof e);
             break;
         case VUF_SFIELD_BYTES:
             if (f->has_value && !f->has_bytes) {
@@ -217,24 +213,16 @@ static int set_fields(vuf_payload_builder *pb, const vuf_payload_def *p, const V
                           VUF_PAYLOAD_MAX);
                 continue;
             }
-            if (!hex && !(hex = malloc(hexcap))) {
-                rc = berr(err, errcap, "out of memory");
-                continue;
-            }
-            hex[0] = 0;
-            if (f->bytes.len)
-                vuf_hex_encode(f->bytes.data, f->bytes.len, hex, hexcap);
-            val = hex;
+            r = vuf_pb_set_bytes(pb, path, f->bytes.data, f->bytes.len, e, sizeof e);
             break;
         default:
             /* let the builder say what is wrong with the path */
-            val = "0";
+            r = vuf_pb_set(pb, path, "0", e, sizeof e);
             break;
         }
-        if (vuf_pb_set(pb, path, val, e, sizeof e))
+        if (r)
             rc = berr(err, errcap, "%s", e);
     }
-    free(hex);
     return rc;
 }
 
@@ -347,9 +335,7 @@ int vuf_session_build(const vuf_spec *s, vuf_channel ch, const Vuf__Message *m,
         if (!layout || layout->is_empty)
             return berr(err, errcap, "%s takes no payload fields (use raw_payload)",
                         def ? def->name : "an unknown message id");
-        vuf_payload_builder *pb = malloc(sizeof *pb);
-        if (!pb)
-            return berr(err, errcap, "out of memory");
+        vuf_payload_builder *pb = &out->pb;
         int rc = set_fields(pb, layout, m, err, errcap);
         if (rc && try_ack) {
             layout = vuf_reply_layout(s, def, false);
@@ -359,18 +345,14 @@ int vuf_session_build(const vuf_spec *s, vuf_channel ch, const Vuf__Message *m,
             plen = vuf_pb_finish(pb);
             memcpy(pl, pb->buf, plen);
         }
-        free(pb);
         if (rc)
             return -1;
     } else if (layout) {
         /* no fields: the layout's zero payload, count fields derived */
-        vuf_payload_builder *pb = malloc(sizeof *pb);
-        if (!pb)
-            return berr(err, errcap, "out of memory");
+        vuf_payload_builder *pb = &out->pb;
         vuf_pb_init(pb, layout);
         plen = vuf_pb_finish(pb);
         memcpy(pl, pb->buf, plen);
-        free(pb);
     }
 
     /* the fd rule of what this message is: a request's, or a reply's */
