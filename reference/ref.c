@@ -354,6 +354,21 @@ static bool dev_finding(void *arg, const vuf_finding *f)
     return false;
 }
 
+/* A layout (or an element of one) with a range that must lie in an fd: only
+ * then do the fds' sizes matter to the checks. */
+static bool has_fd_span(const vuf_payload_def *p)
+{
+    if (!p)
+        return false;
+    for (size_t i = 0; i < p->nspans; i++)
+        if (p->spans[i].fd)
+            return true;
+    for (size_t i = 0; i < p->nfields; i++)
+        if (p->fields[i].element && has_fd_span(p->fields[i].element))
+            return true;
+    return false;
+}
+
 /* Every check a column of the table states, by the one interpreter, and
  * the device's own limits. Returns NULL or the reason for refusing; c->rule
  * names the catalogue rule when there is one. */
@@ -361,7 +376,8 @@ static const char *validate(vuf_ref *d, ctx *c, const handler *h)
 {
     /* the size of every fd the message maps from, when the handler uses them */
     uint64_t sizes[VUF_EV_MAX_FDS];
-    bool know_sizes = h && h->uses_fds && c->nfds <= VUF_EV_MAX_FDS;
+    bool know_sizes =
+        h && h->uses_fds && c->nfds <= VUF_EV_MAX_FDS && c->def && has_fd_span(c->def->request);
     for (size_t i = 0; know_sizes && i < c->nfds; i++) {
         struct stat st;
         sizes[i] = fstat(c->fds[i], &st) || st.st_size < 0 ? 0 : (uint64_t)st.st_size;

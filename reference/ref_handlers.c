@@ -15,6 +15,8 @@
 static int set_nonblock(int fd)
 {
     int fl = fcntl(fd, F_GETFL);
+    if (fl >= 0 && (fl & O_NONBLOCK))
+        return 0; /* already: one system call fewer */
     return fl < 0 ? -1 : fcntl(fd, F_SETFL, fl | O_NONBLOCK);
 }
 
