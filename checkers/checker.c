@@ -43,6 +43,11 @@ typedef struct {
     bool rings_saved; /* RESET_DEVICE: every ring in rings_before */
     /* the responder's REFUSE note, the requester's TIMEOUT note */
     bool refused, timed_out;
+    /* The request broke a gate of its own message: the rst says what the
+     * sender should or must not do, not what a responder that was never
+     * told about the message does with it. Its reply may come (it is judged
+     * when it does); a missing one is nobody's violation. */
+    bool gate_broken;
 } pending_t;
 
 typedef struct {
@@ -94,6 +99,7 @@ struct vuf_checker {
     char idname[16];      /* name of an id not in the table */
     size_t must_in_event; /* MUST findings by the sender in the current event */
     size_t any_in_event;  /* findings of any level by the sender in the current event */
+    size_t gate_in_event; /* gate findings by the sender in the current event */
 };
 
 static const vuf_msg_def *by_name(const vuf_spec *s, const char *n)
@@ -225,6 +231,8 @@ static vuf_violation *add(vuf_checker *c, vuf_rule_id rule, vuf_level level, vuf
         c->must_in_event++;
     if (c->cur && side == c->cur->sender)
         c->any_in_event++;
+    if (c->cur && side == c->cur->sender && !strcmp(v->rule->family, "gate"))
+        c->gate_in_event++;
     return v;
 }
 
@@ -404,7 +412,7 @@ static void owed_missing(vuf_checker *c, vuf_channel ch, int closer, const char 
                        pname(p), at_line(p->line, true).s);
         } else if (closer < 0 && p->timed_out) {
             c->late[ch] = *p; /* its reply may still come, late */
-        } else if (closer < 0) {
+        } else if (closer < 0 && !p->gate_broken) {
             report(c, VUF_RULE_REPLY_MISSING, responder, "no %s to %s%s %s",
                    p->owed == VUF_OWED_EXPLICIT ? "reply" : "ack", pname(p),
                    at_line(p->line, true).s, when);
@@ -497,6 +505,7 @@ static void on_request(vuf_checker *c, const vuf_event *ev, const vuf_msg_view *
     p->owed = vuf_msgcheck_reply_owed(c->spec, d, v->hdr.flags, &vs);
     p->broke_must = c->must_in_event > 0;
     p->broke_any = c->any_in_event > 0;
+    p->gate_broken = c->gate_in_event > 0;
     p->event_index = c->events;
     p->line = ev->line;
     p->req_len = len;
@@ -800,6 +809,7 @@ size_t vuf_checker_feed(vuf_checker *c, const vuf_event *ev)
     c->cur_name = NULL;
     c->must_in_event = 0;
     c->any_in_event = 0;
+    c->gate_in_event = 0;
     vuf_channel ch = ev->channel < VUF_CHAN_COUNT ? ev->channel : VUF_CHAN_FRONTEND;
     if (ev->kind == VUF_EV_OPEN) {
         c->closed[ch] = false;
@@ -850,7 +860,7 @@ size_t vuf_checker_finish(vuf_checker *c)
     size_t n0 = c->nv;
     for (int ch = 0; ch < VUF_CHAN_COUNT; ch++) {
         pending_t *p = &c->pending[ch];
-        if (p->active && p->owed && !p->timed_out) {
+        if (p->active && p->owed && !p->timed_out && !p->gate_broken) {
             c->cur_name = p->def ? p->def->name : NULL;
             vuf_violation *v =
                 add(c, VUF_RULE_REPLY_MISSING, VUF_MUST, responder_of(c, ch), p->line);
@@ -871,7 +881,7 @@ size_t vuf_checker_end_capture(vuf_checker *c)
     for (int ch = 0; ch < VUF_CHAN_COUNT; ch++) {
         for (int k = 0; k < 2; k++) {
             pending_t *p = k ? &c->late[ch] : &c->pending[ch];
-            if (p->active && p->owed && !c->closed[ch] &&
+            if (p->active && p->owed && !p->gate_broken && !c->closed[ch] &&
                 c->nincomplete < sizeof c->incomplete / sizeof c->incomplete[0]) {
                 vuf_incomplete *in = &c->incomplete[c->nincomplete++];
                 in->channel = (vuf_channel)ch;
@@ -888,5 +898,11 @@ size_t vuf_checker_end_capture(vuf_checker *c)
 bool vuf_checker_reply_owed(const vuf_checker *c, vuf_channel ch)
 {
     const pending_t *p = &c->pending[ch < VUF_CHAN_COUNT ? ch : VUF_CHAN_FRONTEND];
-    return p->active && p->owed && !c->closed[ch];
+    return p->active && p->owed && !p->gate_broken && !c->closed[ch];
+}
+
+bool vuf_checker_reply_optional(const vuf_checker *c, vuf_channel ch)
+{
+    const pending_t *p = &c->pending[ch < VUF_CHAN_COUNT ? ch : VUF_CHAN_FRONTEND];
+    return p->active && p->owed && p->gate_broken && !c->closed[ch];
 }

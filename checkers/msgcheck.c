@@ -60,9 +60,17 @@ static bool has_all(bool known, uint64_t have, uint64_t mask)
     return known && (have & mask) == mask;
 }
 
+/* A protocol feature is negotiated when the front-end enabled it and the
+ * back-end offered it (when its offer is known): a back-end that never
+ * declared REPLY_ACK or CONFIG owes no ack and no config reply because the
+ * front-end enabled the bit anyway (rst "Back-end communication": the
+ * channel exists "if the back-end declares" the feature; a reply owed under
+ * a feature is owed by a back-end that declared it). */
 static bool proto_acked(const vuf_msgcheck_state *st, int bit)
 {
-    return bit >= 0 && bit < 64 && st->protocol_acked_known && (st->protocol_acked >> bit & 1);
+    if (bit < 0 || bit >= 64 || !st->protocol_acked_known || !(st->protocol_acked >> bit & 1))
+        return false;
+    return !st->protocol_offered_known || (st->protocol_offered >> bit & 1);
 }
 
 static bool seen(const vuf_msgcheck_state *st, vuf_channel ch, uint32_t id)
