@@ -88,9 +88,18 @@ static bool seen(const vuf_msgcheck_state *st, vuf_channel ch, uint32_t id)
     return st->seen[ch] && id <= st->seen_max[ch] && st->seen[ch][id];
 }
 
-static bool is_msg(const vuf_spec *s, const vuf_msg_def *d, const char *name)
+/* d is the front-end message the table calls `name` (or called: a former
+ * name); its own names compared, no lookup (this runs for every message). */
+static bool is_msg(const vuf_msg_def *d, const char *name)
 {
-    return d && d == vuf_spec_msg_by_name(s, VUF_CHAN_FRONTEND, name);
+    if (!d || d->channel != VUF_CHAN_FRONTEND)
+        return false;
+    if (!strcasecmp(d->name, name))
+        return true;
+    for (const char *const *fn = d->former; fn && *fn; fn++)
+        if (!strcasecmp(*fn, name))
+            return true;
+    return false;
 }
 
 /* ---------- framing and direction ---------- */
@@ -352,14 +361,14 @@ static void check_features(run *r, const vuf_msg_def *d)
     if (v->payload_len < 8 || !d->request || d->request->fixed_size != 8)
         return;
     memcpy(&val, v->payload, 8);
-    if (is_msg(r->s, d, "SET_FEATURES")) {
+    if (is_msg(d, "SET_FEATURES")) {
         if (!st->features_offered_known)
             report(r, VUF_RULE_FEAT_SET_BEFORE_GET, NULL,
                    "SET_FEATURES before GET_FEATURES's reply");
         else if (val & ~st->features_offered)
             report(r, VUF_RULE_FEAT_SUBSET, NULL, "acks 0x%llx, which was not offered",
                    (unsigned long long)(val & ~st->features_offered));
-    } else if (is_msg(r->s, d, "SET_PROTOCOL_FEATURES")) {
+    } else if (is_msg(d, "SET_PROTOCOL_FEATURES")) {
         if (!st->protocol_offered_known)
             report(r, VUF_RULE_FEAT_PROTO_SET_BEFORE_GET, NULL,
                    "SET_PROTOCOL_FEATURES before GET_PROTOCOL_FEATURES's reply");
@@ -392,9 +401,9 @@ static void check_iotlb(run *r, const vuf_msg_def *d)
     const vuf_msgcheck_state *st = r->st;
     const vuf_msg_view *v = r->m->v;
     uint64_t type, uaddr, size;
-    if (!st->mem_covers || !is_msg(r->s, d, "IOTLB_MSG") ||
-        !read_named(d->request, "type", v, &type) || !read_named(d->request, "uaddr", v, &uaddr) ||
-        !read_named(d->request, "size", v, &size) || type != 2)
+    if (!st->mem_covers || !is_msg(d, "IOTLB_MSG") || !read_named(d->request, "type", v, &type) ||
+        !read_named(d->request, "uaddr", v, &uaddr) || !read_named(d->request, "size", v, &size) ||
+        type != 2)
         return;
     if (!st->mem_covers(st->mem, uaddr, size))
         report(r, VUF_RULE_IOTLB_OUTSIDE_MEM, NULL,
@@ -411,12 +420,13 @@ static void check_ring_addrs(run *r, const vuf_msg_def *d)
     const vuf_msgcheck_state *st = r->st;
     const vuf_msg_view *v = r->m->v;
     uint64_t idx, addr[3];
-    int iommu = vuf_spec_feature_bit(r->s, VUF_SPACE_VIRTIO, "IOMMU_PLATFORM");
-    bool set_addr = is_msg(r->s, d, "SET_VRING_ADDR");
-    bool start = is_msg(r->s, d, "SET_VRING_KICK") || is_msg(r->s, d, "VRING_KICK");
-    if (!st->mem_covers || !d->vring.present || !(set_addr || start) ||
-        !vuf_field_read(&d->vring, v->payload, v->payload_len, &idx))
+    if (!st->mem_covers || !d->vring.present)
         return;
+    bool set_addr = is_msg(d, "SET_VRING_ADDR");
+    bool start = is_msg(d, "SET_VRING_KICK") || is_msg(d, "VRING_KICK");
+    if (!(set_addr || start) || !vuf_field_read(&d->vring, v->payload, v->payload_len, &idx))
+        return;
+    int iommu = vuf_spec_feature_bit(r->s, VUF_SPACE_VIRTIO, "IOMMU_PLATFORM");
     if (iommu >= 0 && st->features_acked_known && (st->features_acked >> iommu & 1))
         return; /* ring addresses are IOVAs, translated later through the IOTLB */
     static const char *const what[3] = {"descriptor table", "avail ring", "used ring"};
@@ -461,8 +471,8 @@ bool vuf_msgcheck_request(const vuf_spec *s, const vuf_msgcheck_msg *m,
                    v->hdr.request, vuf_channel_name(m->channel));
         return !r.stopped;
     }
-    int reply_ack = vuf_spec_feature_bit(s, VUF_SPACE_PROTOCOL, "REPLY_ACK");
-    if ((v->hdr.flags & VUF_F_NEED_REPLY) && !proto_acked(st, reply_ack))
+    if ((v->hdr.flags & VUF_F_NEED_REPLY) &&
+        !proto_acked(st, vuf_spec_feature_bit(s, VUF_SPACE_PROTOCOL, "REPLY_ACK")))
         report(&r, VUF_RULE_REPLY_NEED_REPLY_NO_ACK, NULL,
                "NEED_REPLY set but REPLY_ACK is not negotiated");
     /* in the order the device refuses by: gates and order first (what may be

@@ -377,26 +377,14 @@ static bool region_is_layout(const vuf_guest *g, const region_desc *x, int *k)
     return false;
 }
 
-/* A resolved field, at `shift` bytes further (element i of an array). */
-static uint64_t rd(const vuf_field_ref *r, const uint8_t *pl, size_t len, uint64_t shift)
-{
-    if (!r->present)
-        return 0;
-    vuf_field_ref f = *r;
-    f.offset += (uint32_t)shift;
-    uint64_t v = 0;
-    vuf_field_read(&f, pl, len, &v);
-    return v;
-}
-
 /* A memory region of message bytes: refs[4] at `shift`. */
 static region_desc read_region(const vuf_field_ref *refs, const uint8_t *pl, size_t len,
                                uint64_t shift)
 {
-    return (region_desc){.gpa = rd(&refs[0], pl, len, shift),
-                         .size = rd(&refs[1], pl, len, shift),
-                         .uaddr = rd(&refs[2], pl, len, shift),
-                         .mmap_offset = rd(&refs[3], pl, len, shift)};
+    return (region_desc){.gpa = vuf_field_get(&refs[0], pl, len, shift),
+                         .size = vuf_field_get(&refs[1], pl, len, shift),
+                         .uaddr = vuf_field_get(&refs[2], pl, len, shift),
+                         .mmap_offset = vuf_field_get(&refs[3], pl, len, shift)};
 }
 
 /* The layout regions a memory table names (bit i: region i); false when it
@@ -428,14 +416,15 @@ void vuf_guest_model_request(vuf_guest *g, const vuf_msg_view *v)
     if (!d || v->is_reply)
         return;
     if (d == g->m_num) {
-        uint64_t q = rd(&g->f_num[0], pl, len, 0), n = rd(&g->f_num[1], pl, len, 0);
+        uint64_t q = vuf_field_get(&g->f_num[0], pl, len, 0),
+                 n = vuf_field_get(&g->f_num[1], pl, len, 0);
         if (q < VUF_H_MAX_QUEUES && n > g->rings[q].num)
             g->rings[q].num = n > 32768 ? 32768 : (uint32_t)n;
     } else if (d == g->m_addr) {
-        uint64_t q = rd(&g->f_addr[0], pl, len, 0);
-        vuf_ring_addr a = {.desc = rd(&g->f_addr[1], pl, len, 0),
-                           .avail = rd(&g->f_addr[2], pl, len, 0),
-                           .used = rd(&g->f_addr[3], pl, len, 0)};
+        uint64_t q = vuf_field_get(&g->f_addr[0], pl, len, 0);
+        vuf_ring_addr a = {.desc = vuf_field_get(&g->f_addr[1], pl, len, 0),
+                           .avail = vuf_field_get(&g->f_addr[2], pl, len, 0),
+                           .used = vuf_field_get(&g->f_addr[3], pl, len, 0)};
         if (q >= VUF_H_MAX_QUEUES)
             return;
         vuf_ring_model *m = &g->rings[q];
@@ -447,15 +436,15 @@ void vuf_guest_model_request(vuf_guest *g, const vuf_msg_view *v)
         else
             m->a[m->n++] = a;
     } else if (d == g->m_iotlb) {
-        if (rd(&g->f_tlb[0], pl, len, 0) != 2)
+        if (vuf_field_get(&g->f_tlb[0], pl, len, 0) != 2)
             return; /* an invalidation narrows: once accepted */
         if (g->ntlb == VUF_TLB_MAX) {
             g->armed = false;
             return;
         }
-        g->tlb[g->ntlb].iova = rd(&g->f_tlb[1], pl, len, 0);
-        g->tlb[g->ntlb].size = rd(&g->f_tlb[2], pl, len, 0);
-        g->tlb[g->ntlb++].uaddr = rd(&g->f_tlb[3], pl, len, 0);
+        g->tlb[g->ntlb].iova = vuf_field_get(&g->f_tlb[1], pl, len, 0);
+        g->tlb[g->ntlb].size = vuf_field_get(&g->f_tlb[2], pl, len, 0);
+        g->tlb[g->ntlb++].uaddr = vuf_field_get(&g->f_tlb[3], pl, len, 0);
     } else if (d == g->m_add) {
         region_desc x = read_region(g->f_reg1, pl, len, 0);
         int k;
@@ -479,10 +468,11 @@ void vuf_guest_model_reply(vuf_guest *g, const vuf_msg_def *d, bool failed, cons
         return;
     const uint8_t *pl = v->payload;
     size_t len = v->payload_len;
-    if (d == g->m_iotlb && rd(&g->f_tlb[0], pl, len, 0) == 3) {
+    if (d == g->m_iotlb && vuf_field_get(&g->f_tlb[0], pl, len, 0) == 3) {
         /* an accepted invalidation: the device may no longer use any
          * translation inside [iova, iova+size) */
-        uint64_t iova = rd(&g->f_tlb[1], pl, len, 0), size = rd(&g->f_tlb[2], pl, len, 0);
+        uint64_t iova = vuf_field_get(&g->f_tlb[1], pl, len, 0),
+                 size = vuf_field_get(&g->f_tlb[2], pl, len, 0);
         uint64_t end = iova + size < iova ? UINT64_MAX : iova + size;
         size_t k = 0;
         for (size_t i = 0; i < g->ntlb; i++) {

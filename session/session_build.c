@@ -173,57 +173,14 @@ static int berr(char *err, size_t cap, const char *fmt, ...)
     return -1;
 }
 
-static uint64_t read_int(const uint8_t *pl, size_t len, const vuf_field_ref *r)
-{
-    vuf_field_ref raw = *r;
-    raw.mask = ~0ull;
-    uint64_t v = 0;
-    if (!vuf_field_read(&raw, pl, len, &v))
-        return 0; /* a field the payload is too short to hold reads as 0 */
-    return v;
-}
-
-/* The value a rule reads (mask applied); 0 when the payload is too short. */
-static uint64_t read_masked(const uint8_t *pl, size_t len, const vuf_field_ref *r)
-{
-    uint64_t v = 0;
-    if (!vuf_field_read(r, pl, len, &v))
-        return 0;
-    return v;
-}
-
-static void write_int(uint8_t *pl, size_t len, const vuf_field_ref *r, uint64_t v)
-{
-    if (!r->present || (size_t)r->offset + r->width > len)
-        return;
-    switch (r->width) {
-    case 1:
-        pl[r->offset] = (uint8_t)v;
-        break;
-    case 2: {
-        uint16_t x = (uint16_t)v;
-        memcpy(pl + r->offset, &x, 2);
-        break;
-    }
-    case 4: {
-        uint32_t x = (uint32_t)v;
-        memcpy(pl + r->offset, &x, 4);
-        break;
-    }
-    default:
-        memcpy(pl + r->offset, &v, 8);
-        break;
-    }
-}
-
 /* Set or clear bit `bit` of the field r points at (when the payload holds it). */
 static void set_bit(uint8_t *pl, size_t len, const vuf_field_ref *r, unsigned bit, bool on)
 {
     if (!r->present || (size_t)r->offset + r->width > len || bit >= 8u * r->width)
         return;
-    uint64_t v = read_int(pl, len, r);
+    uint64_t v = vuf_int_load(pl + r->offset, r->width); /* the whole field, not its mask */
     v = on ? v | (1ull << bit) : v & ~(1ull << bit);
-    write_int(pl, len, r, v);
+    vuf_field_write(r, pl, len, v);
 }
 
 /* Apply the fields of m to a builder on layout p. */
@@ -231,14 +188,12 @@ static int set_fields(vuf_payload_builder *pb, const vuf_payload_def *p, const V
                       char *err, size_t errcap)
 {
     vuf_pb_init(pb, p);
-    static const size_t hexcap = 2 * VUF_PAYLOAD_MAX + 1;
-    char *hex = NULL;
     int rc = 0;
     for (size_t i = 0; i < m->n_fields && !rc; i++) {
         const Vuf__Field *f = m->fields[i];
         const char *path = f->path ? f->path : "";
-        char e[200], num[32];
-        const char *val;
+        char e[200];
+        int r;
         switch (vuf_session_field_classify(p, path)) {
         case VUF_SFIELD_INT:
             if (!f->has_value && !(f->has_offered && f->offered)) {
@@ -246,9 +201,7 @@ static int set_fields(vuf_payload_builder *pb, const vuf_payload_def *p, const V
                 continue;
             }
             /* an offer not resolved by a harness: the mask stands for it */
-            snprintf(num, sizeof num, "0x%llx",
-                     (unsigned long long)(f->has_value ? f->value : UINT64_MAX));
-            val = num;
+            r = vuf_pb_set_num(pb, path, f->has_value ? f->value : UINT64_MAX, e, sizeof e);
             break;
         case VUF_SFIELD_BYTES:
             if (f->has_value && !f->has_bytes) {
@@ -260,24 +213,16 @@ static int set_fields(vuf_payload_builder *pb, const vuf_payload_def *p, const V
                           VUF_PAYLOAD_MAX);
                 continue;
             }
-            if (!hex && !(hex = malloc(hexcap))) {
-                rc = berr(err, errcap, "out of memory");
-                continue;
-            }
-            hex[0] = 0;
-            if (f->bytes.len)
-                vuf_hex_encode(f->bytes.data, f->bytes.len, hex, hexcap);
-            val = hex;
+            r = vuf_pb_set_bytes(pb, path, f->bytes.data, f->bytes.len, e, sizeof e);
             break;
         default:
             /* let the builder say what is wrong with the path */
-            val = "0";
+            r = vuf_pb_set(pb, path, "0", e, sizeof e);
             break;
         }
-        if (vuf_pb_set(pb, path, val, e, sizeof e))
+        if (r)
             rc = berr(err, errcap, "%s", e);
     }
-    free(hex);
     return rc;
 }
 
@@ -390,9 +335,7 @@ int vuf_session_build(const vuf_spec *s, vuf_channel ch, const Vuf__Message *m,
         if (!layout || layout->is_empty)
             return berr(err, errcap, "%s takes no payload fields (use raw_payload)",
                         def ? def->name : "an unknown message id");
-        vuf_payload_builder *pb = malloc(sizeof *pb);
-        if (!pb)
-            return berr(err, errcap, "out of memory");
+        vuf_payload_builder *pb = &out->pb;
         int rc = set_fields(pb, layout, m, err, errcap);
         if (rc && try_ack) {
             layout = vuf_reply_layout(s, def, false);
@@ -402,18 +345,14 @@ int vuf_session_build(const vuf_spec *s, vuf_channel ch, const Vuf__Message *m,
             plen = vuf_pb_finish(pb);
             memcpy(pl, pb->buf, plen);
         }
-        free(pb);
         if (rc)
             return -1;
     } else if (layout) {
         /* no fields: the layout's zero payload, count fields derived */
-        vuf_payload_builder *pb = malloc(sizeof *pb);
-        if (!pb)
-            return berr(err, errcap, "out of memory");
+        vuf_payload_builder *pb = &out->pb;
         vuf_pb_init(pb, layout);
         plen = vuf_pb_finish(pb);
         memcpy(pl, pb->buf, plen);
-        free(pb);
     }
 
     /* the fd rule of what this message is: a request's, or a reply's */
@@ -448,12 +387,12 @@ int vuf_session_build(const vuf_spec *s, vuf_channel ch, const Vuf__Message *m,
             n = rule->a;
             break;
         case VUF_FDRULE_COUNT:
-            n = read_masked(pl, plen, &rule->ref);
+            n = vuf_field_get(&rule->ref, pl, plen, 0);
             if (n > max)
                 n = max;
             break;
         case VUF_FDRULE_NOFD:
-            n = (read_masked(pl, plen, &rule->ref) >> rule->a) & 1 ? 0 : 1;
+            n = (vuf_field_get(&rule->ref, pl, plen, 0) >> rule->a) & 1 ? 0 : 1;
             break;
         }
         if (n > VUF_SESSION_MAX_FDS)

@@ -144,6 +144,7 @@ typedef struct {
     Vuf__Fd fds[VUF_SESSION_MAX_FDS];
     size_t nfds;
     bool fd_size_derived[VUF_SESSION_MAX_FDS]; /* size computed here (memfd/file without size) */
+    vuf_payload_builder pb; /* the builder's scratch (no allocation per message) */
 } vuf_session_wire;
 
 /* Build the wire form of m sent on channel ch, applying derived fields from

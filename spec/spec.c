@@ -373,33 +373,84 @@ bool vuf_field_resolve(const vuf_payload_def *p, const char *path, vuf_field_ref
     return true;
 }
 
+/* The integer of `width` bytes at p, in the host's byte order (vhost-user's:
+ * the peers share a host). */
+static uint64_t int_load(const uint8_t *p, uint32_t width)
+{
+    switch (width) {
+    case 1:
+        return p[0];
+    case 2: {
+        uint16_t x;
+        memcpy(&x, p, 2);
+        return x;
+    }
+    case 4: {
+        uint32_t x;
+        memcpy(&x, p, 4);
+        return x;
+    }
+    default: {
+        uint64_t x;
+        memcpy(&x, p, 8);
+        return x;
+    }
+    }
+}
+
+static void int_store(uint8_t *p, uint32_t width, uint64_t v)
+{
+    switch (width) {
+    case 1:
+        p[0] = (uint8_t)v;
+        break;
+    case 2: {
+        uint16_t x = (uint16_t)v;
+        memcpy(p, &x, 2);
+        break;
+    }
+    case 4: {
+        uint32_t x = (uint32_t)v;
+        memcpy(p, &x, 4);
+        break;
+    }
+    default:
+        memcpy(p, &v, 8);
+        break;
+    }
+}
+
 bool vuf_field_read(const vuf_field_ref *r, const uint8_t *payload, size_t len, uint64_t *out)
 {
     if (!r->present || (size_t)r->offset + r->width > len)
         return false;
-    uint64_t v = 0;
-    switch (r->width) {
-    case 1:
-        v = payload[r->offset];
-        break;
-    case 2: {
-        uint16_t x;
-        memcpy(&x, payload + r->offset, 2);
-        v = x;
-        break;
-    }
-    case 4: {
-        uint32_t x;
-        memcpy(&x, payload + r->offset, 4);
-        v = x;
-        break;
-    }
-    default:
-        memcpy(&v, payload + r->offset, 8);
-        break;
-    }
-    *out = v & r->mask;
+    *out = int_load(payload + r->offset, r->width) & r->mask;
     return true;
+}
+
+uint64_t vuf_field_get(const vuf_field_ref *r, const uint8_t *payload, size_t len, uint64_t shift)
+{
+    if (!r->present || shift > len || (size_t)r->offset + r->width > len - shift)
+        return 0;
+    return int_load(payload + shift + r->offset, r->width) & r->mask;
+}
+
+bool vuf_field_write(const vuf_field_ref *r, uint8_t *payload, size_t len, uint64_t v)
+{
+    if (!r->present || (size_t)r->offset + r->width > len)
+        return false;
+    int_store(payload + r->offset, r->width, v);
+    return true;
+}
+
+uint64_t vuf_int_load(const uint8_t *p, uint32_t width)
+{
+    return int_load(p, width);
+}
+
+void vuf_int_store(uint8_t *p, uint32_t width, uint64_t v)
+{
+    int_store(p, width, v);
 }
 
 void vuf_spec_free(vuf_spec *s)

@@ -334,8 +334,21 @@ static inline uint64_t vuf_payload_size(const vuf_payload_def *p, uint64_t count
     return p ? (uint64_t)p->fixed_size + (uint64_t)p->elem_size * count : 0;
 }
 
-/* Read the integer a resolved reference points at; false if out of range. */
+/* The field accessors every module uses (the codec, the checker, the
+ * session builder, the reference device, the harness): integers of 1, 2, 4
+ * or 8 bytes in the host's byte order, bounded by the payload's length. */
+/* Read the integer a resolved reference points at (its mask applied);
+ * false if out of range. */
 bool vuf_field_read(const vuf_field_ref *r, const uint8_t *payload, size_t len, uint64_t *out);
+/* The same at `shift` bytes further (element i of an array: shift = i *
+ * elem_size); 0 when the payload does not hold it. */
+uint64_t vuf_field_get(const vuf_field_ref *r, const uint8_t *payload, size_t len, uint64_t shift);
+/* Write v into the whole field (its width; the mask is for reading), v
+ * truncated to the width; false (nothing written) if out of range. */
+bool vuf_field_write(const vuf_field_ref *r, uint8_t *payload, size_t len, uint64_t v);
+/* The same without a reference: `width` bytes at p. */
+uint64_t vuf_int_load(const uint8_t *p, uint32_t width);
+void vuf_int_store(uint8_t *p, uint32_t width, uint64_t v);
 /* Read span i of payload p at element base `pl` (len bytes): its base and
  * size. False if the bytes are too short. */
 bool vuf_span_read(const vuf_payload_def *p, size_t i, const uint8_t *pl, size_t len,

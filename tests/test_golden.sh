@@ -42,7 +42,7 @@ done
 # every golden file: RULE.pass.trace, RULE.fail.trace, or a further case RULE.CASE.pass|fail.trace
 for f in tests/golden/*.trace; do
   r=$(basename "$f"); r=${r%%.*}
-  echo "$rules" | grep -qx "$r" || ko "$f names no catalogue rule"
+  grep -qx "$r" <<<"$rules" || ko "$f names no catalogue rule"
   judge "$f"
 done
 for f in tests/traces/*.trace; do judge "$f"; done

@@ -130,10 +130,9 @@ static const vuf_msg_def *lookup(const vuf_spec *s, const char *key, const char 
     } else if (chan && vuf_channel_parse(chan, &c)) {
         return NULL;
     }
-    char *end;
-    unsigned long id = strtoul(key, &end, 0);
-    if (*key && !*end)
-        return vuf_spec_msg(s, c, (uint32_t)id);
+    uint64_t id;
+    if (vuf_parse_u64(key, &id))
+        return id <= UINT32_MAX ? vuf_spec_msg(s, c, (uint32_t)id) : NULL;
     return vuf_spec_msg_by_name(s, chan || colon ? c : VUF_CHAN_COUNT, key);
 }
 

@@ -2,6 +2,7 @@
 /* The I/O-free vhost-user codec, driven by the spec table. */
 #include "vuf_codec.h"
 #include "vuf_event.h"
+#include "vuf_util.h"
 
 #include <errno.h>
 #include <stdarg.h>
@@ -245,41 +246,6 @@ void vuf_pb_init(vuf_payload_builder *b, const vuf_payload_def *def)
     memset(b->buf, 0, b->def ? (b->len < sizeof b->buf ? b->len : sizeof b->buf) : 0);
 }
 
-static void put_int(uint8_t *p, uint32_t width, uint64_t v)
-{
-    switch (width) {
-    case 1:
-        p[0] = (uint8_t)v;
-        break;
-    case 2: {
-        uint16_t x = (uint16_t)v;
-        memcpy(p, &x, 2);
-        break;
-    }
-    case 4: {
-        uint32_t x = (uint32_t)v;
-        memcpy(p, &x, 4);
-        break;
-    }
-    default:
-        memcpy(p, &v, 8);
-        break;
-    }
-}
-
-static bool parse_num(const char *s, uint64_t *out)
-{
-    if (!*s || *s == '-' || *s == '+' || *s == ' ')
-        return false;
-    errno = 0;
-    char *end;
-    unsigned long long v = strtoull(s, &end, 0);
-    if (errno || *end)
-        return false;
-    *out = v;
-    return true;
-}
-
 /* Grow the variable tail to hold element idx. */
 static int pb_grow(vuf_payload_builder *b, uint64_t idx)
 {
@@ -298,10 +264,45 @@ static int pb_grow(vuf_payload_builder *b, uint64_t idx)
     return 0;
 }
 
-static int pb_set_internal(vuf_payload_builder *b, const char *path, const char *sval,
-                           uint64_t ival, bool is_str, char *err, size_t errcap)
+/* A value for a payload field: a number, hex text or raw bytes. */
+typedef struct {
+    enum { PV_NUM, PV_HEX, PV_BYTES } kind;
+    uint64_t num;
+    const char *hex;
+    const uint8_t *bytes;
+    size_t nbytes;
+} pb_value;
+
+/* The bytes of a byte-valued field: raw bytes as they are, hex decoded into
+ * tmp. false: not bytes. */
+static bool pv_bytes(const pb_value *val, uint8_t *tmp, size_t cap, const uint8_t **out, size_t *n)
 {
-    const vuf_payload_def *p = b->def;
+    if (val->kind == PV_BYTES) {
+        if (val->nbytes > cap)
+            return false;
+        *out = val->bytes;
+        *n = val->nbytes;
+        return true;
+    }
+    *out = tmp;
+    return val->kind == PV_HEX && !vuf_hex_decode(val->hex, tmp, cap, n);
+}
+
+static bool pv_number(const pb_value *val, uint64_t *v)
+{
+    if (val->kind == PV_NUM) {
+        *v = val->num;
+        return true;
+    }
+    return val->kind == PV_HEX && vuf_parse_u64(val->hex, v);
+}
+
+/* Set `path` of layout p in the bytes at buf: the whole payload (b, whose
+ * variable tail may grow) or one element of an array (b NULL: a fixed
+ * layout). */
+static int pb_set_at(vuf_payload_builder *b, const vuf_payload_def *p, uint8_t *buf,
+                     const char *path, const pb_value *val, char *err, size_t errcap)
+{
     if (!p || p->is_empty) {
         snprintf(err, errcap, "message has no payload fields (use raw=HEX)");
         return -1;
@@ -314,41 +315,44 @@ static int pb_set_internal(vuf_payload_builder *b, const char *path, const char 
             if (f->type != VUF_FT_PAD || f->offset != off || *end)
                 continue;
             uint8_t tmp[4096];
+            const uint8_t *src;
             size_t n;
-            if (!is_str || vuf_hex_decode(sval, tmp, sizeof tmp, &n) || n != f->size) {
+            if (!pv_bytes(val, tmp, sizeof tmp, &src, &n) || n != f->size) {
                 snprintf(err, errcap, "'%s' takes %u hex bytes", path, f->size);
                 return -1;
             }
-            memcpy(b->buf + f->offset, tmp, n);
+            if (n)
+                memcpy(buf + f->offset, src, n);
             return 0;
         }
         snprintf(err, errcap, "no padding at '%s' in payload '%s'", path, p->name);
         return -1;
     }
-    char name[128];
-    snprintf(name, sizeof name, "%s", path);
-    char *br = strchr(name, '[');
+    const char *br = strchr(path, '[');
+    size_t nlen = br ? (size_t)(br - path) : strlen(path);
     const vuf_field_def *f = NULL;
     size_t fi = 0;
-    if (br)
-        *br = 0;
     for (size_t i = 0; i < p->nfields; i++)
-        if (p->fields[i].name && !strcmp(p->fields[i].name, name)) {
+        if (p->fields[i].name && strlen(p->fields[i].name) == nlen &&
+            !memcmp(p->fields[i].name, path, nlen)) {
             f = &p->fields[i];
             fi = i;
         }
     if (!f) {
-        snprintf(err, errcap, "unknown field '%s' in payload '%s'", name, p->name);
+        snprintf(err, errcap, "unknown field '%.*s' in payload '%s'",
+                 (int)(nlen > 100 ? 100 : nlen), path, p->name);
         return -1;
     }
-    uint64_t v = ival;
+    const char *name = f->name;
+    uint64_t v;
     if (f->type <= VUF_FT_U64) {
         if (br) {
             snprintf(err, errcap, "field '%s' is not an array", name);
             return -1;
         }
-        if (is_str && !parse_num(sval, &v)) {
-            snprintf(err, errcap, "bad number '%s' for field '%s'", sval, name);
+        if (!pv_number(val, &v)) {
+            snprintf(err, errcap, "bad number '%s' for field '%s'",
+                     val->kind == PV_HEX ? val->hex : "(bytes)", name);
             return -1;
         }
         if (f->size < 8 && v >> (f->size * 8)) {
@@ -356,19 +360,20 @@ static int pb_set_internal(vuf_payload_builder *b, const char *path, const char 
                      (unsigned long long)v, f->size, name);
             return -1;
         }
-        put_int(b->buf + f->offset, f->size, v);
-        if (p->varray_field >= 0 && p->fields[p->varray_field].count_field == (int)fi)
+        vuf_int_store(buf + f->offset, f->size, v);
+        if (b && p->varray_field >= 0 && p->fields[p->varray_field].count_field == (int)fi)
             b->count_set = true;
         return 0;
     }
     if (f->type == VUF_FT_BYTES || (f->type == VUF_FT_VARRAY && !f->element && !br)) {
-        if (br || !is_str) {
+        uint8_t tmp[VUF_PAYLOAD_MAX];
+        const uint8_t *src;
+        size_t n;
+        if (br || val->kind == PV_NUM) {
             snprintf(err, errcap, "field '%s' takes hex bytes", name);
             return -1;
         }
-        uint8_t tmp[VUF_PAYLOAD_MAX];
-        size_t n;
-        if (vuf_hex_decode(sval, tmp, sizeof tmp, &n)) {
+        if (!pv_bytes(val, tmp, sizeof tmp, &src, &n)) {
             snprintf(err, errcap, "bad hex bytes for field '%s'", name);
             return -1;
         }
@@ -377,17 +382,19 @@ static int pb_set_internal(vuf_payload_builder *b, const char *path, const char 
                 snprintf(err, errcap, "field '%s' takes %u bytes, got %zu", name, f->size, n);
                 return -1;
             }
-            memcpy(b->buf + f->offset, tmp, n);
+            if (n)
+                memcpy(buf + f->offset, src, n);
             return 0;
         }
         /* a tail of integers given as bytes: whole elements only */
         size_t nel = n / f->size;
-        if (n % f->size || nel > f->max_count || (nel && pb_grow(b, nel - 1))) {
+        if (!b || n % f->size || nel > f->max_count || (nel && pb_grow(b, nel - 1))) {
             snprintf(err, errcap, "field '%s' takes whole %u-byte elements, at most %u", name,
                      f->size, f->max_count);
             return -1;
         }
-        memcpy(b->buf + f->offset, tmp, n);
+        if (n)
+            memcpy(buf + f->offset, src, n);
         if (n == 0) {
             b->len = f->offset;
             b->nelem = 0;
@@ -404,7 +411,7 @@ static int pb_set_internal(vuf_payload_builder *b, const char *path, const char 
                  f->element ? ".FIELD" : "");
         return -1;
     }
-    const char *rest = path + (br - name) + 1;
+    const char *rest = br + 1;
     char *end;
     errno = 0;
     unsigned long long idx = strtoull(rest, &end, 10);
@@ -412,50 +419,57 @@ static int pb_set_internal(vuf_payload_builder *b, const char *path, const char 
         snprintf(err, errcap, "bad index in '%s'", path);
         return -1;
     }
+    if (!b) {
+        snprintf(err, errcap, "'%s': an array inside an array element", path);
+        return -1;
+    }
     if (pb_grow(b, idx)) {
         snprintf(err, errcap, "index %llu of '%s' is beyond its max %u", idx, name, f->max_count);
         return -1;
     }
-    uint8_t *base = b->buf + f->offset + idx * f->size;
+    uint8_t *base = buf + f->offset + idx * f->size;
     if (!f->element) {
         if (end[1]) {
             snprintf(err, errcap, "bad path '%s'", path);
             return -1;
         }
-        if (is_str && !parse_num(sval, &v)) {
-            snprintf(err, errcap, "bad number '%s'", sval);
+        if (!pv_number(val, &v)) {
+            snprintf(err, errcap, "bad number '%s'", val->kind == PV_HEX ? val->hex : "(bytes)");
             return -1;
         }
         if (f->size < 8 && v >> (f->size * 8)) {
             snprintf(err, errcap, "value does not fit '%s'", path);
             return -1;
         }
-        put_int(base, f->size, v);
+        vuf_int_store(base, f->size, v);
         return 0;
     }
     if (end[1] != '.') {
         snprintf(err, errcap, "'%s' needs a member: %s[%llu].FIELD", path, name, idx);
         return -1;
     }
-    vuf_payload_builder sub;
-    vuf_pb_init(&sub, f->element);
-    memcpy(sub.buf, base, f->size);
-    if (pb_set_internal(&sub, end + 2, sval, ival, is_str, err, errcap))
-        return -1;
-    memcpy(base, sub.buf, f->size);
-    return 0;
+    /* the element's own layout, written in place (it has no variable tail) */
+    return pb_set_at(NULL, f->element, base, end + 2, val, err, errcap);
 }
 
 int vuf_pb_set(vuf_payload_builder *b, const char *path, const char *value, char *err,
                size_t errcap)
 {
-    return pb_set_internal(b, path, value, 0, true, err, errcap);
+    pb_value v = {.kind = PV_HEX, .hex = value};
+    return pb_set_at(b, b->def, b->buf, path, &v, err, errcap);
 }
 
-int vuf_pb_set_u64(vuf_payload_builder *b, const char *path, uint64_t v)
+int vuf_pb_set_num(vuf_payload_builder *b, const char *path, uint64_t v, char *err, size_t errcap)
 {
-    char err[160];
-    return pb_set_internal(b, path, NULL, v, false, err, sizeof err);
+    pb_value pv = {.kind = PV_NUM, .num = v};
+    return pb_set_at(b, b->def, b->buf, path, &pv, err, errcap);
+}
+
+int vuf_pb_set_bytes(vuf_payload_builder *b, const char *path, const uint8_t *data, size_t len,
+                     char *err, size_t errcap)
+{
+    pb_value pv = {.kind = PV_BYTES, .bytes = data, .nbytes = len};
+    return pb_set_at(b, b->def, b->buf, path, &pv, err, errcap);
 }
 
 size_t vuf_pb_finish(vuf_payload_builder *b)
@@ -465,7 +479,7 @@ size_t vuf_pb_finish(vuf_payload_builder *b)
         return 0;
     if (p->varray_field >= 0 && !b->count_set) {
         const vuf_field_def *cf = &p->fields[p->fields[p->varray_field].count_field];
-        put_int(b->buf + cf->offset, cf->size, b->nelem);
+        vuf_int_store(b->buf + cf->offset, cf->size, b->nelem);
     }
     return b->len;
 }
@@ -488,14 +502,6 @@ static void sb_printf(sbuf *s, const char *fmt, ...)
     va_end(ap);
     if (n > 0)
         s->len += (size_t)n;
-}
-
-static uint64_t get_int(const uint8_t *p, uint32_t width)
-{
-    vuf_field_ref r = {.present = true, .offset = 0, .width = width, .mask = ~0ull};
-    uint64_t v = 0;
-    vuf_field_read(&r, p, width, &v);
-    return v;
 }
 
 static void fmt_num(sbuf *s, uint64_t v)
@@ -525,7 +531,7 @@ static void fmt_fields(sbuf *s, const vuf_payload_def *p, const uint8_t *pl, con
             continue;
         }
         if (f->type <= VUF_FT_U64) {
-            uint64_t v = get_int(pl + f->offset, f->size);
+            uint64_t v = vuf_int_load(pl + f->offset, f->size);
             if (p->varray_field >= 0 && p->fields[p->varray_field].count_field == (int)i &&
                 v == nelem)
                 continue; /* derived and consistent: omitted */

@@ -84,7 +84,11 @@ void vuf_pb_init(vuf_payload_builder *b, const vuf_payload_def *def);
  * hex digits. Returns 0, or -1 with a message in err. */
 int vuf_pb_set(vuf_payload_builder *b, const char *path, const char *value, char *err,
                size_t errcap);
-int vuf_pb_set_u64(vuf_payload_builder *b, const char *path, uint64_t v);
+/* The same with the value as it is: a number for an integer field, raw
+ * bytes for a byte field (no text in between). */
+int vuf_pb_set_num(vuf_payload_builder *b, const char *path, uint64_t v, char *err, size_t errcap);
+int vuf_pb_set_bytes(vuf_payload_builder *b, const char *path, const uint8_t *data, size_t len,
+                     char *err, size_t errcap);
 /* Fill derived fields that were not set; returns the payload length. */
 size_t vuf_pb_finish(vuf_payload_builder *b);
 

@@ -3,8 +3,8 @@
 # The structured session fuzzer against its baselines, in one run (a
 # benchmark, not a test: nothing here asserts a time).
 #
-#   scripts/bench/fuzz.sh [--minutes M] [--steady S] [--out DIR] [--json FILE]
-#                         [--max-len N]
+#   scripts/bench/fuzz.sh [--minutes M] [--steady S] [--profile P] [--out DIR]
+#                         [--json FILE] [--max-len N]
 #
 # 1. Two campaigns side by side for M minutes (default 5), one core each:
 #   structured  fuzz_session: protobuf sessions, the custom mutator, the seed
@@ -19,9 +19,17 @@
 #    redesign), and fuzz_session built without sanitizers.
 # Then it prints, side by side:
 #   speed       exec/s of each campaign and of each target on the grown corpus
-#               (ASan+UBSan unless said), and where the time of a session goes
-#               (µs per empty, 15- and 30-message session for both targets,
-#               with and without sanitizers: `vufuzz replay --repeat`);
+#               (ASan+UBSan unless said), and where the time of a session goes:
+#               CPU µs per execution of the fuzz targets themselves on an
+#               empty, a 15- and a 30-message session (libFuzzer running one
+#               input file 1000 times, `perf stat` task-clock, the lowest of
+#               3), the socket target beside the in-process one, with and
+#               without sanitizers; the same sessions under `vufuzz replay
+#               --repeat`; system calls per execution (strace -c) and the
+#               cost of one system call here (perf bench syscall); and a
+#               profile of P seconds (default 20; 0: none) of each
+#               fuzz_session build on the grown corpus, split by part of an
+#               execution (scripts/bench/perf_split.py; needs perf);
 #   coverage    edges covered in reference/ by each final corpus, measured by
 #               one build whose coverage is restricted to reference/
 #               (-fsanitize-coverage-allowlist), at the start and at the end;
@@ -34,14 +42,15 @@
 set -euo pipefail
 . "$(dirname "$0")/../lib.sh"
 
-minutes=5 steady=60 out="" json="" maxlen=""
+minutes=5 steady=60 profile=20 out="" json="" maxlen=""
 usage() {
-  sed -n '3,33p' "$0" | sed 's/^# \{0,1\}//'
+  sed -n '3,42p' "$0" | sed 's/^# \{0,1\}//'
 }
 while [ $# -gt 0 ]; do
   case "$1" in
     --minutes) minutes=${2:?}; shift 2 ;;
     --steady) steady=${2:?}; shift 2 ;;
+    --profile) profile=${2:?}; shift 2 ;;
     --out) out=${2:?}; shift 2 ;;
     --json) json=${2:?}; shift 2 ;;
     --max-len) maxlen=${2:?}; shift 2 ;;
@@ -61,10 +70,12 @@ if [ ! -f "$COV/CMakeCache.txt" ]; then
   printf 'src:*/reference/*\nfun:*\n' >"$COV/allowlist.txt" # both: src and fun must match
   CC=clang CXX=clang++ cmake -S "$VUF_ROOT" -B "$COV" -DCMAKE_BUILD_TYPE=RelWithDebInfo \
     -DVUF_FUZZ=ON -DVUF_AFL_MUTATOR=OFF \
-    -DCMAKE_C_FLAGS="-fsanitize-coverage-allowlist=$COV/allowlist.txt" >/dev/null
+    -DCMAKE_C_FLAGS="-fsanitize-coverage-allowlist=$COV/allowlist.txt -Wno-unused-command-line-argument" \
+    >/dev/null # (the libraries built without coverage instrumentation ignore the allowlist)
 fi
 vuf_log "building $COV"
-cmake --build "$COV" -j"$(nproc)" --target fuzz_session fuzz_raw vufuzz >"$COV/build.log" 2>&1 ||
+cmake --build "$COV" -j"$(nproc)" --target fuzz_session fuzz_session_sockets fuzz_raw vufuzz \
+  >"$COV/build.log" 2>&1 ||
   { tail -30 "$COV/build.log" >&2; exit 2; }
 
 B=$VUF_BUILD
@@ -168,7 +179,7 @@ fi
 # where the time goes: fixed cost of a session, cost of a message
 printf 'config\n' >"$out/empty.txt"
 costs() { # costs VUFUZZ LABEL [--sockets]: three sessions replayed 2000 times each
-  "$1" replay $3 --repeat 2000 "$out/empty.txt" "$VUF_ROOT/corpus/handshake.txt" \
+  "$1" replay ${3:-} --repeat 2000 "$out/empty.txt" "$VUF_ROOT/corpus/handshake.txt" \
     "$VUF_ROOT/corpus/qemu-7.2-seabios.txt" 2>/dev/null | grep 'sessions/s' |
     sed -e "s|^|$2: |" -e "s|$VUF_ROOT/||" -e "s|$out/||" || true
 }
@@ -178,6 +189,70 @@ costs() { # costs VUFUZZ LABEL [--sockets]: three sessions replayed 2000 times e
   costs "$COV/vufuzz" "no sanitizers, -O2"
   costs "$COV/vufuzz" "no sanitizers, -O2" --sockets
 } >"$out/costs.txt"
+# the fuzz targets themselves: CPU µs per execution of one input run 1000
+# times by libFuzzer (no mutation; the file is read again for each run)
+"$V" session encode "$out/empty.txt" -o "$out/empty.bin" >/dev/null 2>&1 || true
+cpu_us() { # cpu_us BIN FILE: the lowest of 3 runs, CPU time (wall time without perf)
+  local k
+  for k in 1 2 3; do
+    if command -v perf >/dev/null && perf stat -x, -e task-clock true >/dev/null 2>&1; then
+      perf stat -x, -e task-clock "$1" -runs=1000 "$2" 2>&1 >/dev/null |
+        awk -F, '/task-clock/ { printf "%.0f\n", $1 }'
+    else
+      local s e
+      s=$(date +%s%N)
+      "$1" -runs=1000 "$2" >/dev/null 2>&1 || true
+      e=$(date +%s%N)
+      echo $(((e - s) / 1000000))
+    fi
+  done | sort -n | head -1
+}
+{
+  printf '%-44s %10s %10s %10s\n' "CPU µs per execution (libFuzzer -runs=1000 FILE)" "empty" "15 msgs" "30 msgs"
+  for t in "fuzz_session, inproc, ASan+UBSan|$B/fuzz/fuzz_session" \
+    "fuzz_session_sockets, ASan+UBSan (baseline)|$B/fuzz/fuzz_session_sockets" \
+    "fuzz_session, inproc, no sanitizers|$COV/fuzz/fuzz_session" \
+    "fuzz_session_sockets, no sanitizers|$COV/fuzz/fuzz_session_sockets"; do
+    printf '%-44s' "${t%%|*}"
+    for f in "$out/empty.bin" "$B/corpus/handshake.bin" "$B/corpus/qemu-7.2-seabios.bin"; do
+      printf ' %10s' "$(cpu_us "${t#*|}" "$f")"
+    done
+    echo
+  done
+} >"$out/exec-costs.txt"
+# system calls per execution, and what one costs on this machine
+{
+  if command -v strace >/dev/null; then
+    for t in "inproc|$COV/fuzz/fuzz_session" "sockets|$COV/fuzz/fuzz_session_sockets"; do
+      strace -f -c -o "$out/strace-${t%%|*}.txt" "${t#*|}" -runs=300 "$B/corpus/handshake.bin" >/dev/null 2>&1 || true
+      calls() { awk 'NR > 2 && $4 ~ /^[0-9]+$/ && $NF != "total" { print $4, $NF }' "$1"; }
+      all=$(calls "$out/strace-${t%%|*}.txt" | awk '{ n += $1 } END { printf "%.0f", n / 300 }')
+      top=$(calls "$out/strace-${t%%|*}.txt" | sort -rn | head -8 |
+        awk '{ printf " %s %.1f", $2, $1 / 300 }')
+      echo "system calls per execution of handshake (15 msgs), ${t%%|*}: $all;$top"
+    done
+  fi
+  if command -v perf >/dev/null; then
+    perf bench syscall basic -l 300000 2>/dev/null | awk '/usecs\/op/ { printf "one system call here (perf bench syscall basic, getppid): %.2f µs\n", $1 }'
+  fi
+} >"$out/syscalls.txt" 2>/dev/null || true
+# a profile of each fuzz_session build on the grown corpus
+: >"$out/profile.txt"
+if [ "$profile" != 0 ] && command -v perf >/dev/null &&
+  perf record -o /dev/null true >/dev/null 2>&1; then
+  for t in "no sanitizers|$COV/fuzz/fuzz_session" "ASan+UBSan|$B/fuzz/fuzz_session"; do
+    vuf_log "profile: fuzz_session (${t%%|*}) for ${profile}s on the grown corpus"
+    rm -rf "$out/steady" && mkdir -p "$out/steady" && cp "$out/structured"/* "$out/steady/"
+    perf record -F 250 --call-graph dwarf,16384 -o "$out/perf.data" "${t#*|}" -seed=3 \
+      -max_total_time="$profile" "${sopts[@]}" -rss_limit_mb=4096 -print_final_stats=1 \
+      -artifact_prefix="$out/artifacts/" "$out/steady" >"$out/profile-run.log" 2>&1 || true
+    {
+      echo "fuzz_session, ${t%%|*}: $(stat "$out/profile-run.log" average_exec_per_sec) exec/s under perf"
+      perf script -i "$out/perf.data" -F ip,sym 2>/dev/null | python3 "$VUF_ROOT/scripts/bench/perf_split.py"
+    } >>"$out/profile.txt"
+    rm -f "$out/perf.data"
+  done
+fi
 avg_len=$(ls -l "$out/structured" | awk 'NR>1 { s += $5; n++ } END { if (n) printf "%d", s / n; else print 0 }')
 
 finding() { # finding LOG: the first finding's line, or "none"
@@ -209,6 +284,14 @@ echo "libFuzzer, no mutator) in the ASan+UBSan build and in a build without sani
 echo "rest of an execution is libFuzzer's (coverage, comparison tracing, mutation). Average"
 echo "structured corpus input: $avg_len bytes:"
 sed 's/^/  /' "$out/costs.txt"
+echo "the fuzz targets themselves (the socket target is the baseline; no sanitizers: the coverage"
+echo "build, instrumented in reference/ only):"
+sed 's/^/  /' "$out/exec-costs.txt"
+sed 's/^/  /' "$out/syscalls.txt"
+if [ -s "$out/profile.txt" ]; then
+  echo "where an execution's time goes (perf record, samples by part; scripts/bench/perf_split.py):"
+  sed 's/^/  /' "$out/profile.txt"
+fi
 if [ -n "$json" ]; then
   python3 - "$json" <<EOF
 import json, sys
@@ -220,7 +303,10 @@ json.dump({"minutes": $minutes,
   "afl_exec_per_sec": "${afl_eps:-}",
   "grown_corpus": {"seconds": $steady, "inproc_exec_per_sec": "${eps_in:-}",
                    "sockets_exec_per_sec": "${eps_so:-}", "inproc_nosan_exec_per_sec": "${eps_ns:-}"},
-  "costs": open("$out/costs.txt").read().splitlines()}, open(sys.argv[1], "w"), indent=1)
+  "costs": open("$out/costs.txt").read().splitlines(),
+  "exec_costs": open("$out/exec-costs.txt").read().splitlines(),
+  "syscalls": open("$out/syscalls.txt").read().splitlines(),
+  "profile": open("$out/profile.txt").read().splitlines()}, open(sys.argv[1], "w"), indent=1)
 EOF
   echo "JSON: $json"
 fi

@@ -93,14 +93,14 @@ static const char *seed_text =
     "kick\n"
     "backend-reply ack\n";
 
-int main(void)
+VUF_TEST(mutations)
 {
     const vuf_spec *spec = vuf_spec_default();
     vuf_diag d;
     Vuf__Session *s = vuf_session_parse_text(spec, seed_text, strlen(seed_text), "seed", &d);
     CHECK(s != NULL, "seed parses: %s", d.text);
     if (!s)
-        TEST_END();
+        return;
     size_t slen;
     uint8_t *seed = vuf_session_pack(s, &slen);
     size_t seed_actions = s->n_actions;
@@ -213,5 +213,6 @@ int main(void)
     free(again);
     free(out);
     vuf_mutator_free(m);
-    TEST_END();
 }
+
+VUF_TEST_MAIN()

@@ -42,7 +42,7 @@
 #include "vuf_transport.h"
 #include "vuf_vq.h"
 
-static const vuf_spec *S;
+#define S vuf_test_table() /* the built-in table */
 
 /* ---- guest layout ---- */
 
@@ -507,7 +507,7 @@ static size_t long_chain(fe *f, seg *s, size_t n)
 #define FEATURES (V("VERSION_1") | V("PROTOCOL_FEATURES") | V("RING_INDIRECT_DESC"))
 #define PROTO (P("REPLY_ACK") | P("MQ") | P("CONFIG"))
 
-static void test_blk_requests(void)
+VUF_TEST(blk_requests)
 {
     fe_opts o = {.features = FEATURES, .protocol = PROTO};
     fe *f = fe_open(&o);
@@ -579,7 +579,7 @@ static void test_blk_requests(void)
     fe_close(f, "blk requests");
 }
 
-static void test_blk_errors(void)
+VUF_TEST(blk_errors)
 {
     fe_opts o = {.features = FEATURES, .protocol = PROTO};
     fe *f = fe_open(&o);
@@ -718,7 +718,7 @@ static void setup_long_indirect(fe *f)
     long_chain(f, s, QSZ + 1);
 }
 
-static void test_broken_chains(void)
+VUF_TEST(broken_chains)
 {
     broken_case("descriptor loop", setup_loop);
     broken_case("descriptor pointing at itself", setup_self_loop);
@@ -758,7 +758,7 @@ static void test_broken_chains(void)
     fe_close(f, "avail idx ahead");
 }
 
-static void test_ring_addresses(void)
+VUF_TEST(ring_addresses)
 {
     fe_opts o = {.features = FEATURES, .protocol = PROTO, .no_ring_setup = true};
     fe *f = fe_open(&o);
@@ -790,7 +790,7 @@ static void test_ring_addresses(void)
     fe_close(f, "ring addresses");
 }
 
-static void test_notification_suppression(void)
+VUF_TEST(notification_suppression)
 {
     /* VRING_AVAIL_F_NO_INTERRUPT without EVENT_IDX */
     fe_opts o = {.features = FEATURES, .protocol = PROTO};
@@ -833,7 +833,7 @@ static void test_notification_suppression(void)
     fe_close(f, "EVENT_IDX");
 }
 
-static void test_dirty_log(void)
+VUF_TEST(dirty_log)
 {
     fe_opts o = {.features = FEATURES | V("LOG_ALL"), .protocol = PROTO | P("LOG_SHMFD")};
     fe *f = fe_open(&o);
@@ -926,7 +926,7 @@ static void miss(fe *f, uint64_t gpa, uint8_t perm, const char *what)
     CHECK(!vuf_ref_backend_waiting(f->d), "%s: the miss was answered", what);
 }
 
-static void test_iommu(void)
+VUF_TEST(iommu)
 {
     fe_opts o = {.features = FEATURES | V("IOMMU_PLATFORM"),
                  .protocol = PROTO | P("BACKEND_REQ"),
@@ -1050,7 +1050,7 @@ static void inf_mark(uint8_t *r, uint16_t head, uint64_t counter)
     memcpy(r + INF_DESC(head) + 8, &counter, 8);
 }
 
-static void test_inflight_resubmit(void)
+VUF_TEST(inflight_resubmit)
 {
     fe_opts o = {.features = FEATURES, .protocol = PROTO | P("INFLIGHT_SHMFD")};
 
@@ -1189,7 +1189,7 @@ static void resize(fe *f, uint64_t size)
     CHECK(vuf_ref_conn_is_open(f->c), "resize: the connection stays open");
 }
 
-static void test_backend_config_change(void)
+VUF_TEST(backend_config_change)
 {
     fe_opts o = {.features = FEATURES,
                  .protocol = PROTO | P("BACKEND_REQ"),
@@ -1279,7 +1279,7 @@ static void test_backend_config_change(void)
     fe_close(f, "config change");
 }
 
-static void test_config_change_without_ack(void)
+VUF_TEST(config_change_without_ack)
 {
     /* CONFIG without REPLY_ACK: sent without NEED_REPLY, nothing awaited */
     fe_opts o = {.features = FEATURES,
@@ -1305,35 +1305,4 @@ static void test_config_change_without_ack(void)
     fe_close(f, "config change without CONFIG");
 }
 
-int main(void)
-{
-    S = vuf_spec_default();
-    if (!S) {
-        printf("FAIL: the built-in spec table does not load\n");
-        return 1;
-    }
-    int fds0 = vuf_test_count_fds();
-    struct {
-        const char *name;
-        void (*fn)(void);
-    } tests[] = {
-        {"blk_requests", test_blk_requests},
-        {"blk_errors", test_blk_errors},
-        {"broken_chains", test_broken_chains},
-        {"ring_addresses", test_ring_addresses},
-        {"notification_suppression", test_notification_suppression},
-        {"dirty_log", test_dirty_log},
-        {"iommu", test_iommu},
-        {"inflight_resubmit", test_inflight_resubmit},
-        {"backend_config_change", test_backend_config_change},
-        {"config_change_without_ack", test_config_change_without_ack},
-    };
-    for (size_t i = 0; i < sizeof tests / sizeof tests[0]; i++) {
-        int p = vuf_t_pass, fl = vuf_t_fail;
-        tests[i].fn();
-        printf("%-26s %d passed, %d failed\n", tests[i].name, vuf_t_pass - p, vuf_t_fail - fl);
-    }
-    CHECK(vuf_test_count_fds() == fds0, "fds open at the end: %d, at the start %d",
-          vuf_test_count_fds(), fds0);
-    TEST_END();
-}
+VUF_TEST_MAIN()

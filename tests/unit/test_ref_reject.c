@@ -45,7 +45,7 @@
 #include "vuf_trace.h"
 #include "vuf_transport.h"
 
-static const vuf_spec *S;
+#define S vuf_test_table() /* the built-in table */
 static uint8_t disk[1 << 16];
 
 /* ---- feature bits, by the table's names ---- */
@@ -389,7 +389,7 @@ static vuf_ref *dev_ready(uint32_t queues, uint64_t proto, uint64_t features)
 
 /* ---- the cases ---- */
 
-static void test_handshake_and_acks(void)
+VUF_TEST(handshake_and_acks)
 {
     /* without REPLY_ACK: NEED_REPLY gets nothing, a refusal closes */
     vuf_ref *d = dev_ready(1, P("MQ"), BASE_FEATURES);
@@ -451,7 +451,7 @@ static void test_handshake_and_acks(void)
     vuf_ref_free(d);
 }
 
-static void test_vring_index(void)
+VUF_TEST(vring_index)
 {
     vuf_ref *d = dev_ready(1, FULL, BASE_FEATURES);
     send_msg(d, "", R_NACK, "SET_VRING_NUM need_reply index=1 num=8");
@@ -490,7 +490,7 @@ static void test_vring_index(void)
     vuf_ref_free(d);
 }
 
-static void test_fd_counts_and_kinds(void)
+VUF_TEST(fd_counts_and_kinds)
 {
     vuf_ref *d = dev_ready(1, FULL, BASE_FEATURES);
     /* too many */
@@ -534,7 +534,7 @@ static void test_fd_counts_and_kinds(void)
     vuf_ref_free(d);
 }
 
-static void test_memory(void)
+VUF_TEST(memory)
 {
     vuf_ref *d = dev_ready(1, FULL, BASE_FEATURES);
     /* address ranges that wrap around 2^64 */
@@ -643,7 +643,7 @@ static void test_memory(void)
     vuf_ref_free(d);
 }
 
-static void test_backend_req_fd(void)
+VUF_TEST(backend_req_fd)
 {
     vuf_ref *d = dev_ready(1, FULL, BASE_FEATURES);
     static const char *const bad[] = {"eventfd",       "memfd",         "pipe",
@@ -736,7 +736,7 @@ static void test_backend_req_fd(void)
  * addresses and a kick, no memory table. The device refuses to start the
  * ring, naming RING-ADDR-UNMAPPED, and says what is missing; with a memory
  * table it starts it. */
-static void test_ring_start_needs_memory(void)
+VUF_TEST(ring_start_needs_memory)
 {
     vuf_ref *d = dev_ready(1, FULL, BASE_FEATURES);
     send_msg(d, "", R_ACK, "SET_VRING_NUM need_reply index=0 num=16");
@@ -763,7 +763,7 @@ static void test_ring_start_needs_memory(void)
     vuf_ref_free(d);
 }
 
-static void test_gates(void)
+VUF_TEST(gates)
 {
     vuf_ref *d = dev_new(1, false);
     /* before any GET_FEATURES reply: bit 30 was not offered */
@@ -827,7 +827,7 @@ static void test_gates(void)
     vuf_ref_free(d);
 }
 
-static void test_unknown_and_framing(void)
+VUF_TEST(unknown_and_framing)
 {
     vuf_ref *d = dev_ready(1, FULL, BASE_FEATURES);
     /* unknown ids */
@@ -882,7 +882,7 @@ static void test_unknown_and_framing(void)
     vuf_ref_free(d);
 }
 
-static void test_protocol_features(void)
+VUF_TEST(protocol_features)
 {
     vuf_ref *d = dev_new(1, false);
     send_msg(d, "", R_REPLY, "GET_FEATURES");
@@ -912,7 +912,7 @@ static void test_protocol_features(void)
     vuf_ref_free(d);
 }
 
-static void test_features(void)
+VUF_TEST(features)
 {
     vuf_ref *d = dev_new(1, true);
     result r = send_msg(d, "", R_REPLY, "GET_FEATURES");
@@ -935,7 +935,7 @@ static void test_features(void)
     vuf_ref_free(d);
 }
 
-static void test_inflight(void)
+VUF_TEST(inflight)
 {
     vuf_ref *d = dev_ready(2, FULL, BASE_FEATURES);
     /* num_queues bounded (CVE-2021-3839), queue_size, sizes, ranges */
@@ -997,7 +997,7 @@ static void test_inflight(void)
     vuf_ref_free(d);
 }
 
-static void test_config(void)
+VUF_TEST(config)
 {
     vuf_ref *d = dev_ready(1, FULL, BASE_FEATURES);
     /* read-only fields: refused with flags 0, taken with flags 1 (migration) */
@@ -1038,38 +1038,4 @@ static void test_config(void)
     vuf_ref_free(d);
 }
 
-int main(void)
-{
-    S = vuf_spec_default();
-    if (!S) {
-        printf("FAIL: the built-in spec table does not load\n");
-        return 1;
-    }
-    int fds0 = vuf_test_count_fds();
-    struct {
-        const char *name;
-        void (*fn)(void);
-    } tests[] = {
-        {"handshake_and_acks", test_handshake_and_acks},
-        {"vring_index", test_vring_index},
-        {"fd_counts_and_kinds", test_fd_counts_and_kinds},
-        {"memory", test_memory},
-        {"backend_req_fd", test_backend_req_fd},
-        {"ring_start_needs_memory", test_ring_start_needs_memory},
-        {"gates", test_gates},
-        {"unknown_and_framing", test_unknown_and_framing},
-        {"protocol_features", test_protocol_features},
-        {"features", test_features},
-        {"inflight", test_inflight},
-        {"config", test_config},
-    };
-    for (size_t i = 0; i < sizeof tests / sizeof tests[0]; i++) {
-        int p = vuf_t_pass, f = vuf_t_fail, n = vuf_test_count_fds();
-        tests[i].fn();
-        CHECK(vuf_test_count_fds() == n, "%s: fds open after the test", tests[i].name);
-        printf("%-22s %d passed, %d failed\n", tests[i].name, vuf_t_pass - p, vuf_t_fail - f);
-    }
-    CHECK(vuf_test_count_fds() == fds0, "fds open at the end: %d, at the start %d",
-          vuf_test_count_fds(), fds0);
-    TEST_END();
-}
+VUF_TEST_MAIN()

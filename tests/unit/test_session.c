@@ -14,7 +14,7 @@
 #include <string.h>
 #include <unistd.h>
 
-static const vuf_spec *S;
+#define S vuf_test_table() /* the built-in table */
 
 /* ---------- helpers ---------- */
 
@@ -179,7 +179,7 @@ static void exercise(const Vuf__Session *s)
 
 /* ---------- round trips ---------- */
 
-static void test_round_trips(void)
+VUF_TEST(round_trips)
 {
     /* config: every field, none, printed first */
     rt_same("config disk_size=0x100000 queues=2 mem_size=0x10000 mem_regions=2 mem_gpa=0x1000 "
@@ -316,7 +316,7 @@ static void test_round_trips(void)
 }
 
 /* Binary sessions the text parser would never produce, built by hand. */
-static void test_binary_round_trips(void)
+VUF_TEST(binary_round_trips)
 {
     /* canonical binaries made directly (not from text) */
     Vuf__Message m = VUF__MESSAGE__INIT;
@@ -488,7 +488,7 @@ static void test_binary_round_trips(void)
 
 /* ---------- errors ---------- */
 
-static void test_errors(void)
+VUF_TEST(errors)
 {
     fails("F>B main SET_VRING_NUM index=0 nums=1", 1, 32, "unknown field 'nums'");
     fails("F>B main SET_VRING_NUM index=0x100000000", 1, 24, "does not fit");
@@ -575,7 +575,7 @@ static void test_errors(void)
 
 /* ---------- derived fields ---------- */
 
-static void test_derived(void)
+VUF_TEST(derived)
 {
     const vuf_session_wire *w;
     /* SET_MEM_TABLE, 2 regions, no fds: 2 memfds sized mmap_offset+size, nregions 2 */
@@ -769,7 +769,7 @@ static void test_derived(void)
 
 /* ---------- hostile input ---------- */
 
-static void test_hostile(void)
+VUF_TEST(hostile)
 {
     /* random buffers */
     uint8_t buf[512];
@@ -934,7 +934,7 @@ static void test_hostile(void)
 
 /* ---------- files: detection, traces, corpus ---------- */
 
-static void test_load_file(void)
+VUF_TEST(load_file)
 {
     char dir[] = "/tmp/vuf_session_test_XXXXXX";
     CHECK(mkdtemp(dir) != NULL, "mkdtemp");
@@ -1162,22 +1162,17 @@ static void check_seed(const char *path)
     vuf_session_free(s);
 }
 
-int main(void)
+VUF_TEST(trace_files)
 {
-    S = vuf_spec_default();
-    CHECK(S != NULL, "built-in table");
-    if (!S)
-        TEST_END();
-    test_round_trips();
-    test_binary_round_trips();
-    test_errors();
-    test_derived();
-    test_hostile();
-    test_load_file();
     size_t n = for_each_file("tests/traces", ".trace", check_trace_file);
     n += for_each_file("tests/golden", ".trace", check_trace_file);
     CHECK(n >= 80, "%zu trace files", n);
+}
+
+VUF_TEST(corpus_seeds)
+{
     size_t seeds = for_each_file("corpus", ".txt", check_seed);
     CHECK(seeds >= 30, "%zu corpus seeds", seeds);
-    TEST_END();
 }
+
+VUF_TEST_MAIN()

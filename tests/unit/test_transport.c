@@ -1,9 +1,8 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /* Unit test of wire/vuf_transport: framing, fds, short reads, EOF, timeouts,
  * MSG_CTRUNC, oversize payloads, stream sync, fd classification and the Unix
- * socket helpers. Every test is run between two counts of /proc/self/fd and
- * fails if the count changed. Prints one line per check, then
- * "N passed, M failed". */
+ * socket helpers. Cases run under tests/unit/vuf_test.h (its per-case fd
+ * check); prints one line per check too. */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE 1
 #endif
@@ -194,7 +193,7 @@ static int wait_child(pid_t pid)
 
 /* ---- tests ---- */
 
-static void test_names(void)
+VUF_TEST(names)
 {
     T(!strcmp(ST(VUF_IO_OK), "ok") && !strcmp(ST(VUF_IO_EOF), "eof") &&
           !strcmp(ST(VUF_IO_SHORT), "short") && !strcmp(ST(VUF_IO_TIMEOUT), "timeout") &&
@@ -233,22 +232,22 @@ static void roundtrip(size_t n)
     close_pair(sv);
 }
 
-static void test_roundtrip_0(void)
+VUF_TEST(roundtrip_0)
 {
     roundtrip(0);
 }
-static void test_roundtrip_1(void)
+VUF_TEST(roundtrip_1)
 {
     roundtrip(1);
 }
-static void test_roundtrip_8(void)
+VUF_TEST(roundtrip_8)
 {
     roundtrip(8);
 }
 
 /* Empty payload, payload exactly at capacity, and several messages queued
  * back to back. */
-static void test_sizes(void)
+VUF_TEST(sizes)
 {
     int sv[2], efd = eventfd(0, EFD_CLOEXEC);
     uint8_t out[VUF_HDR_SIZE + 32], in[32];
@@ -278,7 +277,7 @@ static void test_sizes(void)
     close_pair(sv);
 }
 
-static void test_classify(void)
+VUF_TEST(classify)
 {
     int sp[2], pp[2], sv[2];
     char tmpl[] = "/tmp/vuf-test-transport-XXXXXX";
@@ -348,7 +347,7 @@ static void test_classify(void)
 
 /* The header arrives in several writes (the fds with the first byte only),
  * within the timeout. */
-static void test_split_header(void)
+VUF_TEST(split_header)
 {
     int sv[2], efd[2] = {eventfd(0, EFD_CLOEXEC), eventfd(0, EFD_CLOEXEC)};
     uint8_t out[VUF_HDR_SIZE + 40], in[64];
@@ -384,7 +383,7 @@ static void test_split_header(void)
 /* The timeout is one deadline for the call, not per syscall: 6 header pieces
  * 100 ms apart (500 ms in all) do not fit in 250 ms, although every single
  * wait is shorter than 250 ms. */
-static void test_deadline_per_call(void)
+VUF_TEST(deadline_per_call)
 {
     int sv[2];
     probe pr;
@@ -414,7 +413,7 @@ static void test_deadline_per_call(void)
     close_pair(sv);
 }
 
-static void test_eof(void)
+VUF_TEST(eof)
 {
     int sv[2];
     uint8_t out[VUF_HDR_SIZE + 100], in[128];
@@ -455,7 +454,7 @@ static void test_eof(void)
     close(sv[1]);
 }
 
-static void test_timeout(void)
+VUF_TEST(timeout)
 {
     int sv[2];
     uint8_t out[VUF_HDR_SIZE + 8], in[8];
@@ -516,7 +515,7 @@ static int recv_followup(int sock, int efd)
     return ok;
 }
 
-static void test_ctrunc(void)
+VUF_TEST(ctrunc)
 {
     int sv[2], efd = eventfd(0, EFD_CLOEXEC), forty[40];
     uint8_t out[VUF_HDR_SIZE + 200], in[64];
@@ -606,7 +605,7 @@ static void test_ctrunc(void)
     close(efd);
 }
 
-static void test_oversize(void)
+VUF_TEST(oversize)
 {
     int sv[2], efd = eventfd(0, EFD_CLOEXEC);
     uint8_t out[VUF_HDR_SIZE + 1000], in[64];
@@ -695,7 +694,7 @@ static void test_oversize(void)
 
 /* fds a peer attaches to a later byte than the first are not accepted (the
  * kernel drops them on recv) and do not leak. */
-static void test_fds_on_later_byte(void)
+VUF_TEST(fds_on_later_byte)
 {
     int sv[2];
     uint8_t out[VUF_HDR_SIZE + 16], in[16];
@@ -725,7 +724,7 @@ static void on_alarm(int sig)
 
 /* Signals every 5 ms (no SA_RESTART) interrupt poll(): waits are resumed, and
  * the deadline still holds. */
-static void test_eintr(void)
+VUF_TEST(eintr)
 {
     struct sigaction sa, old;
     memset(&sa, 0, sizeof sa);
@@ -761,8 +760,9 @@ static void test_eintr(void)
     close_pair(sv);
 }
 
-static void test_send(void)
+VUF_TEST(send_messages)
 {
+    signal(SIGPIPE, SIG_DFL); /* a missing MSG_NOSIGNAL must kill the test */
     int sv[2], efd[2] = {eventfd(0, EFD_CLOEXEC), eventfd(0, EFD_CLOEXEC)};
     vuf_io_status st;
     enum { BIG = 0x8000 };
@@ -836,7 +836,7 @@ static void test_send(void)
     free(in);
 }
 
-static void test_close_fds(void)
+VUF_TEST(close_fds)
 {
     int fds[4] = {eventfd(0, EFD_CLOEXEC), -1, eventfd(0, EFD_CLOEXEC), eventfd(0, EFD_CLOEXEC)};
     size_t n = 4;
@@ -850,7 +850,7 @@ static void test_close_fds(void)
     T(n == 0, "NULL arrays tolerated");
 }
 
-static void test_unix_helpers(void)
+VUF_TEST(unix_helpers)
 {
     char path[64];
     snprintf(path, sizeof path, "/tmp/vuf-test-transport-%ld.sock", (long)getpid());
@@ -931,34 +931,4 @@ static void test_unix_helpers(void)
     unlink(path);
 }
 
-static void run(const char *name, void (*fn)(void))
-{
-    int before = vuf_test_count_fds();
-    fn();
-    int after = vuf_test_count_fds();
-    T(before == after && before > 0, "%s: no fd leak (%d open before, %d after)", name, before,
-      after);
-}
-
-int main(void)
-{
-    signal(SIGPIPE, SIG_DFL); /* a missing MSG_NOSIGNAL must kill the test */
-    run("names", test_names);
-    run("roundtrip 0 fds", test_roundtrip_0);
-    run("roundtrip 1 fd", test_roundtrip_1);
-    run("roundtrip 8 fds", test_roundtrip_8);
-    run("sizes", test_sizes);
-    run("classify", test_classify);
-    run("split header", test_split_header);
-    run("deadline per call", test_deadline_per_call);
-    run("eof", test_eof);
-    run("timeout", test_timeout);
-    run("ctrunc", test_ctrunc);
-    run("oversize", test_oversize);
-    run("fds on later byte", test_fds_on_later_byte);
-    run("eintr", test_eintr);
-    run("send", test_send);
-    run("close_fds", test_close_fds);
-    run("unix helpers", test_unix_helpers);
-    TEST_END();
-}
+VUF_TEST_MAIN()

@@ -14,9 +14,7 @@
  *
  * Assertions count and never stop the case: CHECK(cond, fmt, ...) prints its
  * message; CHECK_EQ / CHECK_NE / CHECK_STREQ print both operands.
- * Exit status: 0 all passed, 1 a failure, 2 a name matched no case.
- *
- * Older files with their own main() may still use CHECK and TEST_END(). */
+ * Exit status: 0 all passed, 1 a failure, 2 a name matched no case. */
 #ifndef VUF_TEST_H
 #define VUF_TEST_H
 
@@ -77,12 +75,6 @@ static int vuf_t_pass, vuf_t_fail;
         }                                                                                          \
     } while (0)
 
-#define TEST_END()                                                                                 \
-    do {                                                                                           \
-        printf("%d passed, %d failed\n", vuf_t_pass, vuf_t_fail);                                  \
-        return vuf_t_fail ? 1 : 0;                                                                 \
-    } while (0)
-
 /* Open fds of this process, counted in /proc/self/fd. */
 static inline int vuf_test_count_fds(void)
 {
@@ -95,6 +87,18 @@ static inline int vuf_test_count_fds(void)
             n++;
     closedir(d);
     return n - 1; /* the DIR's own fd */
+}
+
+/* The built-in table (loaded once); a test cannot run without it, so it
+ * stops. */
+static inline const vuf_spec *vuf_test_table(void)
+{
+    const vuf_spec *s = vuf_spec_default();
+    if (!s) {
+        printf("FAIL: the built-in spec table does not load\n");
+        exit(1);
+    }
+    return s;
 }
 
 /* The mask of a feature named in the table; a test whose table lacks it
