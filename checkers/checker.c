@@ -49,6 +49,17 @@ typedef struct {
     uint64_t uaddr, size;
 } region_t;
 
+/* A message the requester sent that owed no reply, while the responder had
+ * not answered since: a responder that answers it anyway (an ack nobody
+ * asked for) may do so after the requester went on. */
+typedef struct {
+    uint32_t id;
+    const vuf_msg_def *def;
+    bool broke_must;
+    unsigned line;
+} unowed_t;
+#define MAX_UNOWED 8
+
 struct vuf_checker {
     const vuf_spec *spec;
     const vuf_device_def *device;
@@ -67,6 +78,8 @@ struct vuf_checker {
      * read the later ones). */
     bool broke_unanswered[VUF_CHAN_COUNT];
     pending_t late[VUF_CHAN_COUNT]; /* a timed-out request whose reply may still come */
+    unowed_t unowed[VUF_CHAN_COUNT][MAX_UNOWED]; /* oldest first */
+    size_t nunowed[VUF_CHAN_COUNT];
     region_t regions[MAX_REGIONS], regions_before[MAX_REGIONS];
     size_t nreg;
     ring_t rings[MAX_RINGS], rings_before[MAX_RINGS];
@@ -134,6 +147,7 @@ void vuf_checker_reset(vuf_checker *c)
     memset(c->closed, 0, sizeof c->closed);
     memset(c->pending, 0, sizeof c->pending);
     memset(c->broke_unanswered, 0, sizeof c->broke_unanswered);
+    memset(c->nunowed, 0, sizeof c->nunowed);
     memset(c->late, 0, sizeof c->late);
     memset(c->rings, 0, sizeof c->rings);
     for (int ch = 0; ch < VUF_CHAN_COUNT; ch++)
@@ -228,6 +242,31 @@ static void report(vuf_checker *c, vuf_rule_id rule, vuf_side side, const char *
     vuf_violation *v = add(c, rule, vuf_rule(rule)->level, side, cur_line(c));
     if (!v)
         return;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(v->text, sizeof v->text, fmt, ap);
+    va_end(ap);
+}
+
+/* The same, where the table quotes the rst for this message's column
+ * (q->text set): the level is the quote's verb's, the quote and section the
+ * message's. */
+static void report_quoted(vuf_checker *c, vuf_rule_id rule, const vuf_quote *q, const char *section,
+                          vuf_side side, const char *fmt, ...)
+    __attribute__((format(printf, 6, 7)));
+
+static void report_quoted(vuf_checker *c, vuf_rule_id rule, const vuf_quote *q, const char *section,
+                          vuf_side side, const char *fmt, ...)
+{
+    bool quoted = q && q->text;
+    vuf_violation *v = add(c, rule, quoted ? vuf_level_of_verb(q->verb) : vuf_rule(rule)->level,
+                           side, cur_line(c));
+    if (!v)
+        return;
+    if (quoted) {
+        v->quote = q->text;
+        v->section = q->verb == VUF_VERB_SILENT ? "" : section;
+    }
     va_list ap;
     va_start(ap, fmt);
     vsnprintf(v->text, sizeof v->text, fmt, ap);
@@ -330,9 +369,28 @@ static line_ref at_line(unsigned line, bool paren)
  * without it is an exceptional circumstance a back-end may refuse. A
  * requester that closes, or stopped waiting (TIMEOUT), gave up: the reply
  * may still come late, and a missing one is nobody's violation. */
+/* The pending message owed nothing: remember it a while (unowed_t). */
+static void keep_unowed(vuf_checker *c, vuf_channel ch)
+{
+    const pending_t *p = &c->pending[ch];
+    if (!p->active || p->owed)
+        return;
+    size_t *n = &c->nunowed[ch];
+    if (*n == MAX_UNOWED) {
+        memmove(&c->unowed[ch][0], &c->unowed[ch][1], (MAX_UNOWED - 1) * sizeof(unowed_t));
+        (*n)--;
+    }
+    c->unowed[ch][(*n)++] =
+        (unowed_t){.id = p->id, .def = p->def, .broke_must = p->broke_must, .line = p->line};
+}
+
 static void owed_missing(vuf_checker *c, vuf_channel ch, int closer, const char *when)
 {
     pending_t *p = &c->pending[ch];
+    if (closer < 0)
+        keep_unowed(c, ch);
+    else
+        c->nunowed[ch] = 0;
     if (p->active && p->owed) {
         vuf_side responder = responder_of(c, ch);
         if (closer == (int)responder) {
@@ -536,18 +594,81 @@ static void undo(vuf_checker *c, vuf_channel ch, const pending_t *p)
         memcpy(c->rings, c->rings_before, sizeof c->rings);
 }
 
+/* An answer to a message that owed none. To one that broke a MUST rule (a
+ * request out of its framing, a "reply" from the requester) it is the
+ * responder's reaction, in the ack form: success is REACT-ACK-INVALID.
+ * Otherwise an ack nobody asked for. */
+static void unrequested(vuf_checker *c, vuf_side s, const vuf_msg_def *d, bool broke_must,
+                        unsigned line, const uint8_t *pl, size_t len)
+{
+    if (broke_must) {
+        uint64_t ack = 0;
+        if (len == 8)
+            memcpy(&ack, pl, 8);
+        if (len != 8)
+            report(c, VUF_RULE_SIZE_REPLY, s, "reply payload is %zu byte%s, an ack needs 8", len,
+                   vuf_plural(len));
+        else if (!ack && s == VUF_SIDE_BACKEND)
+            report(c, VUF_RULE_REACT_ACK_INVALID, s,
+                   "acked success to %s%s, which broke a MUST rule", d ? d->name : "a message",
+                   at_line(line, true).s);
+        return;
+    }
+    report(c, VUF_RULE_REPLY_ACK_UNREQUESTED, s, "ack sent though %s",
+           c->st.protocol_acked_known &&
+                   (c->st.protocol_acked >>
+                        vuf_spec_feature_bit(c->spec, VUF_SPACE_PROTOCOL, "REPLY_ACK") &
+                    1)
+               ? "NEED_REPLY was not set"
+               : "REPLY_ACK is not negotiated");
+}
+
+/* A message from the requester with the REPLY flag: not a request, and
+ * nothing answers it, but a responder that does not look at the flag
+ * takes it for one: its answer is a reaction, judged against it. */
+static void on_misflagged(vuf_checker *c, const vuf_event *ev, const vuf_msg_view *v)
+{
+    vuf_channel ch = ev->channel;
+    owed_missing(c, ch, -1, "before the next request");
+    pending_t *p = &c->pending[ch];
+    memset(p, 0, sizeof *p);
+    p->active = true;
+    p->id = v->hdr.request;
+    p->def = v->def;
+    p->broke_must = c->must_in_event > 0; /* REPLY-DIRECTION, at least */
+    p->broke_any = c->any_in_event > 0;
+    p->event_index = c->events;
+    p->line = ev->line;
+    p->req_len = v->payload_len;
+}
+
 static void on_reply(vuf_checker *c, const vuf_event *ev, const vuf_msg_view *v)
 {
     vuf_channel ch = ev->channel;
     vuf_side s = ev->sender;
     pending_t *p = &c->pending[ch];
-    c->broke_unanswered[ch] = false; /* it read on to the request it answers */
     if (v->hdr.flags & VUF_F_NEED_REPLY)
         report(c, VUF_RULE_HDR_NEED_REPLY_ON_REPLY, s, "NEED_REPLY set on a reply");
     pending_t *late = &c->late[ch];
     if (late->active && v->hdr.request == late->id && (!p->active || p->id != late->id)) {
         late->active = false; /* the reply the requester stopped waiting for */
         return;
+    }
+    if (!p->active || v->hdr.request != p->id) {
+        /* an answer to an earlier message that owed none? */
+        for (size_t i = 0; i < c->nunowed[ch]; i++) {
+            const unowed_t u = c->unowed[ch][i];
+            if (u.id != v->hdr.request)
+                continue;
+            /* the responder read on to it: the ones before got nothing */
+            c->nunowed[ch] -= i + 1;
+            memmove(&c->unowed[ch][0], &c->unowed[ch][i + 1], c->nunowed[ch] * sizeof(unowed_t));
+            const char *saved = c->cur_name;
+            c->cur_name = u.def ? u.def->name : saved;
+            unrequested(c, s, u.def, u.broke_must, u.line, v->payload, v->payload_len);
+            c->cur_name = saved;
+            return;
+        }
     }
     if (!p->active) {
         report(c, VUF_RULE_REPLY_UNSOLICITED, s,
@@ -563,14 +684,26 @@ static void on_reply(vuf_checker *c, const vuf_event *ev, const vuf_msg_view *v)
     const vuf_msg_def *d = p->def;
     const uint8_t *pl = v->payload;
     size_t len = v->payload_len;
-    if (!p->owed)
-        report(c, VUF_RULE_REPLY_ACK_UNREQUESTED, s, "ack sent though %s",
-               c->st.protocol_acked_known &&
-                       (c->st.protocol_acked >>
-                            vuf_spec_feature_bit(c->spec, VUF_SPACE_PROTOCOL, "REPLY_ACK") &
-                        1)
-                   ? "NEED_REPLY was not set"
-                   : "REPLY_ACK is not negotiated");
+    /* It read on to this request: a close from now on is no reaction to an
+     * earlier broken one, unless this one broke a rule too (a responder may
+     * answer a request it found wrong, then close) */
+    if (!p->broke_any)
+        c->broke_unanswered[ch] = false;
+    /* It answered the latest: the ones before got nothing, but one with the
+     * same id, which this reply may answer instead (in order: a second
+     * reply with that id then answers the latest). */
+    size_t keep = 0;
+    for (size_t i = 0; i < c->nunowed[ch]; i++)
+        if (c->unowed[ch][i].id == p->id)
+            c->unowed[ch][keep++] = c->unowed[ch][i];
+    c->nunowed[ch] = keep;
+    if (!p->owed) {
+        unrequested(c, s, d, p->broke_must, p->line, pl, len);
+        if (p->broke_must) {
+            p->active = false;
+            return;
+        }
+    }
     bool can_fail = false;
     bool failed = vuf_msgcheck_reply_failed(d, p->owed, pl, len, &can_fail);
     if (!d) {
@@ -586,7 +719,20 @@ static void on_reply(vuf_checker *c, const vuf_event *ev, const vuf_msg_view *v)
     bool explicit_reply = p->owed == VUF_OWED_EXPLICIT;
     const vuf_payload_def *lay = vuf_reply_layout(c->spec, d, explicit_reply);
     uint64_t exp = 0;
-    if (explicit_reply && d->reply_size_matches_request) {
+    if (explicit_reply && p->broke_any && len == 8 && lay->fixed_size != 8) {
+        /* A request that broke a rule (out of its gate, malformed) answered
+         * with a u64: the ack form, the back-end's reaction to a request
+         * it refused or does not know; 0 is success (REACT-ACK-INVALID
+         * below), anything else a failure (Communication: "If back-end
+         * detects some error ..."; REPLY_ACK: "zero on success or non-zero
+         * on failure"). Its explicit layout (and fds) are not owed then. */
+        uint64_t ack;
+        memcpy(&ack, pl, 8);
+        can_fail = true;
+        failed = ack != 0;
+        explicit_reply = false;
+        lay = vuf_reply_layout(c->spec, d, false);
+    } else if (explicit_reply && d->reply_size_matches_request) {
         /* the request's size, or empty (0 bytes or the fixed part: an error) */
         if (len != p->req_len && len != 0 && len != lay->fixed_size)
             report(c, VUF_RULE_SIZE_REPLY_MATCH, s,
@@ -595,8 +741,9 @@ static void on_reply(vuf_checker *c, const vuf_event *ev, const vuf_msg_view *v)
     } else if (!(explicit_reply && d->reply_error == VUF_RERR_EMPTY && len == 0)) {
         vuf_size_verdict sv = vuf_payload_check_size(lay, VUF_SIZE_EXACT, pl, len, &exp);
         if (sv != VUF_SZ_OK)
-            report(c, VUF_RULE_SIZE_REPLY, s, "reply payload is %zu byte%s, %s needs %llu", len,
-                   vuf_plural(len), lay->name, (unsigned long long)exp);
+            report_quoted(c, VUF_RULE_SIZE_REPLY, explicit_reply ? &d->reply_payload_quote : NULL,
+                          d->section, s, "reply payload is %zu byte%s, %s needs %llu", len,
+                          vuf_plural(len), lay->name, (unsigned long long)exp);
     }
     const vuf_fd_rule none = {.kind = VUF_FDRULE_EXACT};
     check_reply_fds(c, explicit_reply ? &d->reply_fds : &none, ev, pl, len);
@@ -683,6 +830,8 @@ size_t vuf_checker_feed(vuf_checker *c, const vuf_event *ev)
         const vuf_channel_def *cd = vuf_spec_channel(c->spec, ch);
         if (ev->sender == cd->initiator && !v.is_reply)
             on_request(c, ev, &v);
+        else if (ev->sender == cd->initiator)
+            on_misflagged(c, ev, &v);
         else if (ev->sender != cd->initiator && v.is_reply)
             on_reply(c, ev, &v);
     }

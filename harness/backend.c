@@ -3,7 +3,6 @@
 #include "vuf_backend.h"
 #include "vuf_proc.h"
 #include "vuf_target_ext.h"
-#include "vuf_transport.h"
 
 #include <dirent.h>
 #include <fcntl.h>
@@ -94,6 +93,16 @@ size_t vuf_backend_log_tail(vuf_backend *b, char *buf, size_t cap)
     return vuf_proc_log_tail(b->proc, buf, cap);
 }
 
+int vuf_backend_restart(vuf_backend *b, char *err, size_t errcap)
+{
+    if (!b->proc) {
+        snprintf(err, errcap, "a --connect back-end cannot be restarted by vufuzz");
+        return -1;
+    }
+    vuf_proc_stop(b->proc);
+    return vuf_proc_restart(b->proc, err, errcap);
+}
+
 unsigned vuf_backend_starts(const vuf_backend *b)
 {
     return b->proc ? vuf_proc_starts(b->proc) : 1;
@@ -113,13 +122,19 @@ static int prepare(void *ctx, char *err, size_t errcap)
     vuf_backend *b = ctx;
     if (!b->proc)
         return 0;
+    if (vuf_proc_poll(b->proc) != VUF_PROC_RUNNING && vuf_proc_restart(b->proc, err, errcap))
+        return -1;
+    b->log_mark = file_size(vuf_proc_log_path(b->proc));
+    return 0;
+}
+
+/* Running, but it does not take a connection: a server that served its one
+ * connection and is on its way out, or one that stopped serving. It is given
+ * a moment to end, then stopped, and started again. */
+static int unreachable(void *ctx, char *err, size_t errcap)
+{
+    vuf_backend *b = ctx;
     if (vuf_proc_poll(b->proc) == VUF_PROC_RUNNING) {
-        if (vuf_unix_listening(vuf_proc_socket(b->proc)) != 0) { /* yes, or cannot tell */
-            b->log_mark = file_size(vuf_proc_log_path(b->proc));
-            return 0;
-        }
-        /* running but no longer listening: a server that served its one
-         * connection and is on its way out (or one that stopped serving) */
         struct pollfd pfd = {.fd = vuf_proc_wait_fd(b->proc), .events = POLLIN};
         if (pfd.fd >= 0 && poll(&pfd, 1, DEATH_GRACE_MS) > 0)
             vuf_proc_poll(b->proc);
@@ -325,6 +340,7 @@ vuf_target *vuf_backend_target(vuf_backend *b, const vuf_spec *spec)
                               .pid = b->o.pid,
                               .reply_timeout_ms = b->o.reply_timeout_ms,
                               .prepare = prepare,
+                              .unreachable = b->proc ? unreachable : NULL,
                               .path_fn = path_of,
                               .pid_fn = pid_of,
                               .check = check,

@@ -51,10 +51,12 @@ static int keep(vuf_fdset *s, int fd, int guest, vuf_fdkind kind)
 
 static void keep_peer(vuf_fdset *s, int fd)
 {
-    if (s->npeers < VUF_H_MAX_PEERS)
+    if (s->npeers < VUF_H_MAX_PEERS) {
+        s->channel[s->npeers] = false;
         s->peers[s->npeers++] = fd;
-    else
+    } else {
         close(fd);
+    }
 }
 
 static int make_socket(vuf_fdset *s, int type)

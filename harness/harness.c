@@ -70,6 +70,7 @@ typedef struct {
 
 struct vuf_harness {
     const vuf_spec *spec;
+    const vuf_msg_def *breq; /* SET_BACKEND_REQ_FD: what hands the back-end channel over */
     vuf_harness_opts o;
     vuf_side side;
     bool strict;
@@ -250,8 +251,9 @@ static void on_event(void *ctx, const vuf_event *ev)
         ev->len >= VUF_HDR_SIZE) {
         vuf_hdr hd;
         vuf_hdr_decode(ev->data, &hd);
-        h->maybe_reply = ev->sender == VUF_SIDE_FRONTEND && (hd.flags & VUF_F_NEED_REPLY) &&
-                         !(hd.flags & VUF_F_REPLY);
+        /* (a "reply" flagged NEED_REPLY too: a peer that ignores the
+         * REPLY flag answers it) */
+        h->maybe_reply = ev->sender == VUF_SIDE_FRONTEND && (hd.flags & VUF_F_NEED_REPLY);
         if (h->maybe_reply)
             h->maybe_since = now_ms();
     }
@@ -291,6 +293,19 @@ static void finish_checker(vuf_harness *h)
 
 /* ---------- the back-end channel, front-end side ---------- */
 
+/* Read and drop what is queued on a socket (its fds closed). */
+static void drain(int sock)
+{
+    uint8_t buf[4096];
+    for (int k = 0; k < 64; k++) {
+        vuf_segment seg = {0};
+        vuf_io_status st = vuf_recv_segment(sock, buf, sizeof buf, &seg);
+        vuf_close_fds(seg.fds, &seg.nfds);
+        if (st != VUF_IO_OK)
+            break;
+    }
+}
+
 /* Read what the peer sent on the front-end's socket ends: which one is the
  * back-end channel, and (when the target does not report events) its
  * requests, as events. */
@@ -309,6 +324,10 @@ static void collect(vuf_harness *h)
     for (size_t i = 0; i < h->fds.npeers; i++) {
         if (h->fds.peers[i] < 0 || !(pf[i].revents & (POLLIN | POLLHUP)))
             continue;
+        if (!h->fds.channel[i]) {
+            drain(h->fds.peers[i]); /* a socket where a signal fd belongs */
+            continue;
+        }
         vuf_endpoint_set_fd(h->be_ep, h->fds.peers[i]);
         for (int k = 0; k < 64; k++) {
             /* once something is there, the rest of a message may take a
@@ -519,7 +538,13 @@ static int send_wire(vuf_harness *h, bool backend, const vuf_session_wire *w)
     Vuf__Fd *specs[VUF_SESSION_MAX_FDS];
     for (size_t i = 0; i < w->nfds; i++)
         specs[i] = (Vuf__Fd *)&w->fds[i];
+    size_t peers_before = h->fds.npeers;
     size_t n = make_fds(h, specs, w->fd_size_derived, w->nfds, fds, kinds, guests);
+    /* the socket ends a SET_BACKEND_REQ_FD hands over (by its header's id:
+     * a malformed one too) may carry the back-end channel */
+    bool breq = !backend && h->breq && w->len >= VUF_HDR_SIZE && w->hdr.request == h->breq->id;
+    for (size_t i = peers_before; i < h->fds.npeers; i++)
+        h->fds.channel[i] = breq;
     if (!backend)
         vuf_guest_check_fds(&h->g, w, guests, n);
     if (w->len == 0)

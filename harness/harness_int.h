@@ -127,6 +127,10 @@ typedef struct {
     vuf_hfd h[VUF_H_MAX_FDS];
     size_t nh;
     int peers[VUF_H_MAX_PEERS];
+    /* handed over by a SET_BACKEND_REQ_FD (its header's id): the only peers
+     * whose traffic is the back-end channel; the others (a socket passed
+     * where an eventfd belongs) are drained unread */
+    bool channel[VUF_H_MAX_PEERS];
     size_t npeers;
     int be_peer; /* index in peers of the back-end channel's front-end end, or -1 */
     unsigned serial;

@@ -43,6 +43,9 @@ const char *vuf_backend_name(const vuf_backend *b);
 /* --exec: the last bytes the current run wrote (its stderr: a sanitizer
  * report, an assertion); "" otherwise. Returns the length. */
 size_t vuf_backend_log_tail(vuf_backend *b, char *buf, size_t cap);
+/* --exec: stop it and start it anew (a back-end that stopped answering but
+ * lives on); 0, or -1 with the reason. --connect: -1 (nobody can). */
+int vuf_backend_restart(vuf_backend *b, char *err, size_t errcap);
 /* --exec: how many times it was started (a restart after each death). */
 unsigned vuf_backend_starts(const vuf_backend *b);
 

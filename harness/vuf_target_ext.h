@@ -17,8 +17,12 @@ typedef struct {
     int settle_ms;            /* after a session, time for the back-end to drop its fds (200) */
     /* hooks for a process vufuzz runs (NULL: none) */
     int (*prepare)(void *ctx, char *err, size_t errcap); /* before a session: (re)start it */
-    const char *(*path_fn)(void *ctx);                   /* where it listens now */
-    int (*pid_fn)(void *ctx);                            /* its pid now, or 0 */
+    /* the back-end does not take a connection at once (a server that served
+     * its one connection and is on its way out): restart it; 0 if the
+     * connection is worth trying again */
+    int (*unreachable)(void *ctx, char *err, size_t errcap);
+    const char *(*path_fn)(void *ctx); /* where it listens now */
+    int (*pid_fn)(void *ctx);          /* its pid now, or 0 */
     /* after a session: 1 and *f when the process has something to report
      * (it died, exited, a sanitizer spoke) */
     int (*check)(void *ctx, vuf_finding *f);

@@ -865,7 +865,15 @@ static bool st_request(parser *p, const line_t *ln, msg_ctx *mc)
 
 static bool st_reply_payload(parser *p, const line_t *ln, msg_ctx *mc)
 {
-    return resolve_payload_tok(p, ln, 1, &mc->m->reply_payload);
+    /* reply-payload P [VERB "SENTENCE"] */
+    size_t i = 2;
+    if (ln->n > 2 && !opt_quote(p, ln, &i, &mc->m->reply_payload_quote))
+        return false;
+    line_t head = *ln;
+    if (head.n > 2)
+        head.n = 2; /* the payload name alone for the resolver */
+    return resolve_payload_tok(p, &head, 1, &mc->m->reply_payload) &&
+           end_of_line(p, ln, i, "end of line or VERB \"SENTENCE\"");
 }
 
 /* A statement that takes one word of a list: its index in words, or -1. */

@@ -223,6 +223,10 @@ struct vuf_msg_def {
     unsigned reply_cond_bit;              /* VUF_COND_PROTOCOL: protocol bit */
     const vuf_msg_def *reply_cond_after;  /* VUF_COND_AFTER */
     const vuf_payload_def *reply_payload; /* explicit reply payload or NULL */
+    /* what the rst says of the reply's layout, when the table quotes it
+     * (`reply-payload P VERB "..."`): SIZE-REPLY's level for this message
+     * (a reply the rst requires without a layout: silent, a NOTE) */
+    vuf_quote reply_payload_quote;
     bool reply_size_matches_request;
     vuf_reply_error_kind reply_error;
     uint64_t reply_error_value;    /* VUF_RERR_U64: the status a failure reply carries */

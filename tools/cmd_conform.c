@@ -66,11 +66,19 @@ static void usage(FILE *f)
             "                    tree's conform/)\n"
             "  --verbose         print the conversation of every case that does not pass\n"
             "  --spec FILE       use this table instead of the built-in one\n\n"
-            "Verdicts: PASS, WARN (a SHOULD failed: a pass at --level must), FAIL, SKIP\n"
-            "(the back-end does not offer what the case needs), ERROR (the back-end could\n"
-            "not be driven: with --connect, once it stops answering, the cases left are\n"
-            "ERROR without being run; with --exec it is started again). Exit status: 0 no\n"
-            "FAIL, 1 a FAIL, 2 usage error or an ERROR.\n",
+            "Verdicts:\n"
+            "  PASS   the answer is one the case accepts, and nothing else was found\n"
+            "  FAIL   the back-end broke a MUST rule (the checker, docs/rules.md), or an\n"
+            "         oracle fired: a crash, an exit, a sanitizer report, a hang (a reply\n"
+            "         owed did not come, or a fresh connection got no answer after the\n"
+            "         case), an fd the back-end kept\n"
+            "  WARN   a SHOULD the back-end broke, or an answer the case does not expect\n"
+            "         (the rst's reactions are SHOULDs); a pass at --level must\n"
+            "  SKIP   the back-end does not offer what the case needs (the reason says)\n"
+            "  ERROR  the back-end could not be driven: with --connect, once it stops\n"
+            "         answering, the cases left are ERROR without being run; with --exec it\n"
+            "         is started again\n"
+            "Exit status: 0 no FAIL, 1 a FAIL, 2 usage error or an ERROR.\n",
             usage_line, vuf_cli_backend_help);
 }
 
@@ -121,6 +129,17 @@ static unsigned outcome_set(const char *s, char *bad, size_t badcap)
         m |= 1u << k;
     }
     return m;
+}
+
+/* "ack, nack" for a set of outcomes. */
+static const char *outcomes_str(unsigned m, char *buf, size_t cap)
+{
+    size_t n = 0;
+    buf[0] = 0;
+    for (int k = 1; k <= OUT_SILENT; k++)
+        if (m >> k & 1 && n < cap)
+            n += (size_t)snprintf(buf + n, cap - n, "%s%s", n ? ", " : "", outcome_name[k]);
+    return buf;
 }
 
 /* Read a case file: its header, then its body. false with a FILE:LINE:
@@ -546,9 +565,18 @@ static bool alive(runner *r, vuf_finding *f)
     observer *o = r->obs;
     bool rec = o->record;
     o->record = false;
-    o->answered = false;
     o->probe = 0;
-    *f = vuf_harness_run(r->h, s);
+    /* A connection closed unanswered may be a server still tearing the last
+     * one down (one that serves one connection at a time): a second try a
+     * moment later. No answer in time (a hang) is not tried again. */
+    for (int attempt = 0; attempt < 2; attempt++) {
+        if (attempt)
+            usleep(200000);
+        o->answered = false;
+        *f = vuf_harness_run(r->h, s);
+        if (o->answered || f->kind == VUF_FINDING_HANG)
+            break;
+    }
     o->record = rec;
     vuf_session_free(s);
     return o->answered;
@@ -558,7 +586,7 @@ static void run_case(runner *r, conf_case *c)
 {
     observer *o = r->obs;
     double t0 = now_s();
-    char why[200], err[400];
+    char why[200], err[400], exp[64];
     if (unmet(r->spec, c->needs, &o->off, r->device, why, sizeof why)) {
         setv(c, V_SKIP, "needs %s", why);
         return;
@@ -617,16 +645,24 @@ static void run_case(runner *r, conf_case *c)
     else if (f.kind)
         setv(c, V_FAIL, "%s %s at action %zu: %s", vuf_finding_kind_name(f.kind), f.rule, f.action,
              f.text);
-    else if (o->closed_before)
-        setv(c, V_FAIL, "the back-end closed the connection at action %zu, before the probe",
+    else if (o->closed_before) /* (the checker judged the close: REACT-CLOSE) */
+        setv(c, V_WARN,
+             "the back-end closed the connection at action %zu, before the probe: the case "
+             "did not run",
              o->closed_at);
     else if (!o->probe_sent)
         setv(c, V_ERROR, "the probe was not sent");
-    else if (!(c->accept >> o->out & 1) && !(c->warn >> o->out & 1))
-        setv(c, V_FAIL, "the back-end's answer to the probe was '%s'", outcome_name[o->out]);
     else if (c->warn >> o->out & 1)
         setv(c, V_WARN, "the back-end's answer to the probe was '%s' (allowed, not recommended)",
              outcome_name[o->out]);
+    /* An answer the case does not expect breaks no MUST by itself (the
+     * rst's reactions are SHOULDs: "should close", "should be set to zero
+     * on success or non-zero on failure"); a MUST it breaks, the checker
+     * reports above. */
+    else if (!(c->accept >> o->out & 1))
+        setv(c, V_WARN,
+             "the back-end's answer to the probe was '%s', not one the case expects (%s)",
+             outcome_name[o->out], outcomes_str(c->accept, exp, sizeof exp));
     else if (o->should)
         setv(c, V_WARN, "%s", o->should_text);
     else if (o->note && r->level == VUF_NOTE)
@@ -665,6 +701,17 @@ static void run_case(runner *r, conf_case *c)
      * run (--connect: nobody restarts it; --exec: it does not start). */
     if (r->exec && f.kind == VUF_FINDING_TARGET_ERROR) /* a second chance to start */
         up = alive(r, &lf);
+    if (r->exec && !up) {
+        /* alive but deaf (a hang): the case's verdict says so; the next
+         * cases get a fresh process */
+        char err[300];
+        if (vuf_backend_restart(r->be, err, sizeof err) == 0) {
+            up = alive(r, &lf);
+        } else {
+            lf.kind = VUF_FINDING_TARGET_ERROR;
+            snprintf(lf.text, sizeof lf.text, "%s", err);
+        }
+    }
     if (r->exec ? !up && lf.kind == VUF_FINDING_TARGET_ERROR
                 : !up || f.kind == VUF_FINDING_TARGET_ERROR) {
         r->gone = true;

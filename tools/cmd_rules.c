@@ -102,6 +102,8 @@ static void md_table_sentences(FILE *f, const vuf_spec *s)
             }
             if (m->nafter)
                 md_quote_row(f, m->name, "after (ORDER-AFTER)", &m->after_quote);
+            if (m->reply_payload_quote.text)
+                md_quote_row(f, m->name, "reply-payload (SIZE-REPLY)", &m->reply_payload_quote);
             for (size_t k = 0; k < m->nchecks; k++) {
                 const vuf_value_check *ck = &m->checks[k];
                 snprintf(b, sizeof b, "check %s %s (%s)", ck->ref.path,
@@ -211,7 +213,8 @@ static void write_json(const vuf_spec *s, FILE *f)
     for (int c = 0; c < VUF_CHAN_COUNT; c++)
         for (size_t i = 0; i < vuf_spec_msg_count(s, (vuf_channel)c); i++) {
             const vuf_msg_def *m = vuf_spec_msg_at(s, (vuf_channel)c, i);
-            for (size_t k = 0; k < m->ngates + m->nchecks + (m->nafter ? 1 : 0); k++) {
+            size_t nafter = m->nafter ? 1 : 0, nreply = m->reply_payload_quote.text ? 1 : 0;
+            for (size_t k = 0; k < m->ngates + m->nchecks + nafter + nreply; k++) {
                 char b[512];
                 const vuf_quote *q;
                 if (k < m->ngates) {
@@ -226,9 +229,12 @@ static void write_json(const vuf_spec *s, FILE *f)
                     snprintf(b, sizeof b, "check %s %s", ck->ref.path,
                              ck->kind == VUF_CHECK_IN ? "in" : "mask");
                     q = &ck->quote;
-                } else {
+                } else if (k < m->ngates + m->nchecks + nafter) {
                     snprintf(b, sizeof b, "after");
                     q = &m->after_quote;
+                } else {
+                    snprintf(b, sizeof b, "reply-payload");
+                    q = &m->reply_payload_quote;
                 }
                 vuf_json_object(&j, NULL);
                 vuf_json_str(&j, "channel", vuf_channel_name(m->channel));

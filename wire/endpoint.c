@@ -46,6 +46,10 @@ void vuf_endpoint_free(vuf_endpoint *e)
 
 void vuf_endpoint_set_fd(vuf_endpoint *e, int fd)
 {
+    /* another connection: what a receiver framed of the last one's bytes
+     * (a header whose payload never came) does not go on into it */
+    if (fd != e->fd && e->txf)
+        vuf_framer_reset(e->txf);
     e->fd = fd;
 }
 
