@@ -381,7 +381,9 @@ vuf_finding vuf_frontend_run(vuf_frontend *f, const Vuf__Session *s, vuf_fronten
                 /* a message of the back-end left unfinished: it gives up on
                  * it (the front-end's blocking read, waiting for the rest
                  * while the channel is open, is not a hang of its own) */
-                if (vuf_hostile_close_unfinished(f->h)) {
+                if (vuf_hostile_close_unfinished(f->h) ||
+                    (vuf_checker_reply_owed(f->chk, VUF_CHAN_FRONTEND) &&
+                     vuf_hostile_hang_up(f->h))) {
                     t_phase = now;
                     break; /* what the front-end does then is played too */
                 }

@@ -286,6 +286,25 @@ static void tx_track(tx_state *t, const uint8_t *buf, size_t len)
     }
 }
 
+/* How many bytes of buf finish the message the front-end is framing on t
+ * (0: none is in progress; len: buf does not finish it). */
+static size_t tx_finishing(const tx_state *t, const uint8_t *buf, size_t len)
+{
+    if (!t->need && !t->have)
+        return 0;
+    tx_state c = *t;
+    for (size_t k = 0; k < len;) {
+        size_t step = c.need ? (size_t)c.need : 1;
+        if (step > len - k)
+            step = len - k;
+        tx_track(&c, buf + k, step);
+        k += step;
+        if (!c.need && !c.have)
+            return k;
+    }
+    return len;
+}
+
 static bool send_main(vuf_hostile *h, const uint8_t *buf, size_t len, const int *fds,
                       const uint8_t *kinds, size_t nfds)
 {
@@ -314,6 +333,22 @@ static bool send_backend(vuf_hostile *h, const uint8_t *buf, size_t len, const i
          * not wait (on purpose, or the device and a line of the session
          * both ask); said as the checker reads it, so the front-end is not
          * blamed for a reply it had no time to give */
+        size_t k = tx_finishing(&h->tx[VUF_CHAN_BACKEND], buf, len);
+        if (k && k < len) {
+            /* the last message is unfinished (a size larger than its
+             * bytes): the front-end frames it with the first k bytes of
+             * this one, the request the note is about; then the rest */
+            tx_track(&h->tx[VUF_CHAN_BACKEND], buf, k);
+            if (vuf_endpoint_send(h->ep_be, buf, k, fds, kinds, nfds, IO_TIMEOUT_MS) != VUF_IO_OK) {
+                close_backend(h, false);
+                return false;
+            }
+            buf += k;
+            len -= k;
+            fds = NULL;
+            kinds = NULL;
+            nfds = 0;
+        }
         vuf_endpoint_emit_note(h->ep_be, VUF_SIDE_BACKEND, VUF_NOTE_TIMEOUT, NULL,
                                "the next request goes out without waiting for the reply");
         h->gave_up = true;
@@ -1031,4 +1066,13 @@ bool vuf_hostile_close_unfinished(vuf_hostile *h)
     if (any)
         h->last = now_ms(); /* the front-end's reaction is part of the session */
     return any;
+}
+
+bool vuf_hostile_hang_up(vuf_hostile *h)
+{
+    if (h->fe_main < 0)
+        return false;
+    close_main(h, false);
+    h->last = now_ms(); /* the front-end's reaction is part of the session */
+    return true;
 }

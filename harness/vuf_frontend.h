@@ -15,9 +15,12 @@
  *
  * A session plays until the front-end closed the main channel, or nothing
  * happened on either channel for settle_ms with no action running, or
- * session_ms passed. Then, with QMP: query-status must be answered within
- * hang_ms (else: a hang), then `quit`, and the process must be gone within
- * hang_ms (else: a hang); without QMP: SIGTERM. The oracles, in order:
+ * session_ms passed. A message the back-end left unfinished, or a reply
+ * the front-end still waits for then (the checker says one is owed), makes
+ * the back-end close the channel first, and the session goes on with the
+ * front-end's reaction: waiting on its peer is not a hang. Then, with QMP: query-status must be
+ * answered within hang_ms (else: a hang), then `quit`, and the process must be gone within hang_ms
+ * (else: a hang); without QMP: SIGTERM. The oracles, in order:
  *   - crash: the process died by a signal it was not sent by vufuzz;
  *   - sanitizer / assertion: its output holds a sanitizer's report, or an
  *     assertion or abort line (glib's, the C library's), whatever its status;

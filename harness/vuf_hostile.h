@@ -103,6 +103,14 @@ void vuf_hostile_dispatch(vuf_hostile *h, const vuf_pollset *p);
  * the end of a session is when the back-end gives up. true if one was. */
 bool vuf_hostile_close_unfinished(vuf_hostile *h);
 
+/* The back-end gives up and closes the main channel (the back-end channel
+ * with it): the end of a session in which the front-end waits for a reply
+ * the session never sent whole (a reply held back, or truncated to
+ * nothing). A front-end blocked in that wait is waiting on its peer, not
+ * hung; what it does once the channel closes is played and judged. true if
+ * the channel was open. */
+bool vuf_hostile_hang_up(vuf_hostile *h);
+
 /* Is the front-end's main channel still open? */
 bool vuf_hostile_open(const vuf_hostile *h);
 /* Nothing is pending on the back-end's side: no delay running, and the
