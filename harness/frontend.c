@@ -337,7 +337,7 @@ vuf_finding vuf_frontend_run(vuf_frontend *f, const Vuf__Session *s, vuf_fronten
     const char *qmp_path = f->qmp ? vuf_proc_token_path(p, "qmp") : NULL;
     phase ph = PLAY;
     int64_t t_phase = now_ms();
-    bool sent = false, we_killed = false;
+    bool sent = false, we_killed = false, we_termed = false;
     while (ph != DONE) {
         if (vuf_proc_poll(p) != VUF_PROC_RUNNING) {
             ph = DONE;
@@ -421,7 +421,7 @@ vuf_finding vuf_frontend_run(vuf_frontend *f, const Vuf__Session *s, vuf_fronten
         case QUIT:
             if (!sent) {
                 sent = qs == VUF_QMP_READY ? vuf_qmp_send(f->q, "quit")
-                                           : kill(vuf_proc_pid(p), SIGTERM) == 0;
+                                           : (we_termed = kill(vuf_proc_pid(p), SIGTERM) == 0);
                 if (!sent && qs != VUF_QMP_READY)
                     sent = true; /* gone already: the next poll says so */
             }
@@ -450,7 +450,9 @@ vuf_finding vuf_frontend_run(vuf_frontend *f, const Vuf__Session *s, vuf_fronten
         char line[300];
         bool san = false;
         const char *mark = vuf_frontend_crash_line(r->output, line, sizeof line, &san);
-        bool signaled = vuf_proc_poll(p) == VUF_PROC_SIGNALED && !we_killed;
+        /* the SIGTERM that ends a program without QMP is ours too */
+        bool signaled = vuf_proc_poll(p) == VUF_PROC_SIGNALED && !we_killed &&
+                        !(we_termed && vuf_proc_exit_code(p) == SIGTERM);
         if (signaled || mark) {
             if (!mark)
                 last_line(r->output, line, sizeof line);

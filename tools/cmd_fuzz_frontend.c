@@ -251,6 +251,8 @@ static bool save_text(const vuf_spec *spec, const Vuf__Session *s, const char *p
 {
     char *text = vuf_session_format_text(spec, s);
     FILE *f = text ? fopen(path, "w") : NULL;
+    if (text && !f)
+        fprintf(stderr, "vufuzz fuzz-frontend: %s: %s\n", path, strerror(errno));
     bool ok = f && fputs(text, f) >= 0;
     if (f && fclose(f))
         ok = false;
@@ -320,10 +322,12 @@ static void on_finding(campaign *c, const Vuf__Session *s, const vuf_finding *fd
     if (c->nsigs < sizeof c->sigs / sizeof c->sigs[0])
         snprintf(c->sigs[c->nsigs++], sizeof c->sigs[0], "%s", sig);
     c->nfindings++;
-    mkdir(c->findings_dir, 0755);
+    if (mkdir(c->findings_dir, 0755) && errno != EEXIST)
+        fprintf(stderr, "vufuzz fuzz-frontend: cannot make the findings directory %s: %s\n",
+                c->findings_dir, strerror(errno));
     char path[4096];
     snprintf(path, sizeof path, "%s/%s.orig.txt", c->findings_dir, sig);
-    save_text(c->spec, s, path);
+    bool saved = save_text(c->spec, s, path);
     snprintf(path, sizeof path, "%s/%s.output", c->findings_dir, sig);
     FILE *o = fopen(path, "w");
     if (o) {
@@ -337,9 +341,10 @@ static void on_finding(campaign *c, const Vuf__Session *s, const vuf_finding *fd
         min = vuf_frontend_minimize(c->f, s, fd, &runs);
     c->minimize_runs += runs;
     snprintf(path, sizeof path, "%s/%s.txt", c->findings_dir, sig);
-    save_text(c->spec, min ? min : s, path);
-    printf("FINDING %s %s at action %zu: %s\n  saved: %s (%zu actions%s)\n",
-           vuf_finding_kind_name(fd->kind), fd->rule, fd->action, fd->text, path,
+    saved = save_text(c->spec, min ? min : s, path) && saved;
+    printf("FINDING %s %s at action %zu: %s\n  %s: %s (%zu actions%s)\n",
+           vuf_finding_kind_name(fd->kind), fd->rule, fd->action, fd->text,
+           saved ? "saved" : "NOT SAVED (see the error above)", path,
            min ? min->n_actions : s->n_actions,
            !c->minimize ? ""
            : min        ? ", minimized"
