@@ -179,8 +179,21 @@ static void on_event(void *ctx, const vuf_event *ev)
             vuf_checker_reset(f->chk);
         }
         f->conversation = true;
+        /* A socket the front-end sent (SET_BACKEND_REQ_FD) is classified
+         * when vufuzz reads the message; a front-end that gave up on the
+         * back-end meanwhile (after a hostile reply) has closed its end by
+         * then. What it was when sent cannot be seen: not judged as a
+         * closed socket. */
+        vuf_event fixed = *ev;
+        uint8_t kinds[VUF_EV_MAX_FDS];
+        if (ev->kind == VUF_EV_MSG && ev->sender == VUF_SIDE_FRONTEND &&
+            ev->nfds <= VUF_EV_MAX_FDS) {
+            for (size_t i = 0; i < ev->nfds; i++)
+                kinds[i] = ev->fds[i] == VUF_FDKIND_SOCKET_CLOSED ? VUF_FDKIND_SOCKET : ev->fds[i];
+            fixed.fds = kinds;
+        }
         size_t before = vuf_checker_violation_count(f->chk);
-        vuf_checker_feed(f->chk, ev);
+        vuf_checker_feed(f->chk, &fixed);
         for (size_t i = before; i < vuf_checker_violation_count(f->chk); i++) {
             const vuf_violation *v = vuf_checker_violation(f->chk, i);
             if (f->o.on_violation)
