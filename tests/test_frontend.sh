@@ -10,7 +10,8 @@
 #     bugs, and the unmutated session is clean on the toy with them;
 #   - back-end sessions round-trip through the binary form;
 #   - QEMU 7.2 (-S, TCG, Debian's): the unmutated session (the reference
-#     device's behaviour) is clean for blk and net, a reply held back is
+#     device's behaviour) is clean for blk and net, with --firmware SeaBIOS
+#     gets block requests served, a reply held back is
 #     not QEMU's hang (the back-end hangs up), and a short campaign with a
 #     fixed seed gives no finding;
 #   - no process is left behind (the QEMU command carries a marker).
@@ -158,6 +159,13 @@ else
   grep -q 'close main by=B' "$tmp/qemu-held-reply-no-hang.out" &&
     ok "the back-end hung up on the reply it held back" ||
     ko "no 'close main by=B' after the held reply"
+  # firmware-driven I/O: SeaBIOS starts the rings and reads the boot disk
+  run qemu-blk-firmware 0 '^corpus .*findings: 0' \
+    "$V" fuzz-frontend --exec "$qblk" --firmware --runs 1 --seed 7 --quiet \
+    --findings "$tmp/findings" --json "$tmp/firmware.json"
+  grep -qE '"block_requests":[1-9]' "$tmp/firmware.json" &&
+    ok "the firmware's block requests reached the device" ||
+    ko "no block request with --firmware: $(cat "$tmp/firmware.json" 2>/dev/null)"
   run qemu-blk-campaign 0 '^corpus .*findings: 0' \
     "$V" fuzz-frontend --exec "$qblk" --runs 12 --seed 7 --quiet \
     --findings "$tmp/findings" --json "$tmp/campaign.json"
