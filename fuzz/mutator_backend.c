@@ -103,6 +103,63 @@ static Vuf__Action *reply_line(vuf_mutator *m, const Vuf__Message *trigger, unsi
     return message_action(false, msg);
 }
 
+/* A reply to GET_FEATURES or GET_PROTOCOL_FEATURES (by name) that offers
+ * bits beyond the device's: the table's bits of that space, most of them,
+ * with bits no device type of the table has (device-specific virtio bits,
+ * unknown ones), or all 64. NULL when the trigger is another message. */
+static Vuf__Action *features_reply(vuf_mutator *m, const vuf_spec *spec,
+                                   const Vuf__Message *trigger)
+{
+    if (!trigger || !trigger->name)
+        return NULL;
+    vuf_space sp;
+    if (!strcmp(trigger->name, "GET_FEATURES"))
+        sp = VUF_SPACE_VIRTIO;
+    else if (!strcmp(trigger->name, "GET_PROTOCOL_FEATURES"))
+        sp = VUF_SPACE_PROTOCOL;
+    else
+        return NULL;
+    uint64_t v = 0;
+    for (size_t i = 0; i < vuf_spec_feature_count(spec); i++) {
+        const vuf_feature_def *f = vuf_spec_feature_at(spec, i);
+        if (f->space == sp && f->bit < 64 && below(m, 4))
+            v |= 1ull << f->bit;
+    }
+    switch (below(m, 4)) {
+    case 0:
+        v = ~0ull;
+        break;
+    case 1: /* the device-specific range of virtio (0..23), or any bit */
+        v |= 1ull << below(m, sp == VUF_SPACE_VIRTIO ? 24 : 64);
+        break;
+    case 2:
+        v |= (uint64_t)below(m, 1ull << 32) << 32;
+        break;
+    default:
+        v |= 1ull << below(m, 64);
+        break;
+    }
+    Vuf__Message *msg = new_message(trigger->name, 0, true);
+    Vuf__Field *f = msg ? malloc(sizeof *f) : NULL;
+    Vuf__Field **fa = f ? malloc(sizeof *fa) : NULL;
+    char *path = fa ? strdup("u64") : NULL;
+    if (!path) {
+        free(fa);
+        free(f);
+        if (msg)
+            protobuf_c_message_free_unpacked(&msg->base, NULL);
+        return NULL;
+    }
+    vuf__field__init(f);
+    f->path = path;
+    f->has_value = true;
+    f->value = v;
+    fa[0] = f;
+    msg->fields = fa;
+    msg->n_fields = 1;
+    return message_action(false, msg);
+}
+
 /* A request of the back-end channel from the table, valid by default. */
 static Vuf__Action *backend_request(vuf_mutator *m, const vuf_spec *spec)
 {
@@ -121,8 +178,11 @@ static bool insert_deviation(vuf_mutator *m, const vuf_spec *spec, Vuf__Session 
     const Vuf__Message *trigger;
     size_t at = pick_place(m, s, &trigger);
     unsigned k = (unsigned)below(m, 100);
-    if (k < 40)
-        return vuf_session_insert_action(s, reply_line(m, trigger, 1 + (unsigned)below(m, 2)), at);
+    if (k < 40) {
+        Vuf__Action *f = below(m, 2) ? features_reply(m, spec, trigger) : NULL;
+        return vuf_session_insert_action(
+            s, f ? f : reply_line(m, trigger, 1 + (unsigned)below(m, 2)), at);
+    }
     if (k < 65)
         return vuf_session_insert_action(s, backend_request(m, spec), at);
     if (k < 72) { /* the reply held back, then given as it is */

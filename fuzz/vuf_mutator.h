@@ -65,7 +65,9 @@ uint64_t vuf_mutator_below(vuf_mutator *m, uint64_t n);
  * Mutate a back-end session (role backend, docs/session-format.md) in
  * data[0..size) in place, at most max bytes: deviations inserted after the
  * front-end messages it expects (a reply laid over the device's, with a
- * field, a size, an id, flags or fds changed; a back-end channel request
+ * field, a size, an id, flags or fds changed; a GET_FEATURES or
+ * GET_PROTOCOL_FEATURES reply with bits beyond the device's; a back-end
+ * channel request
  * from the table, with and without NEED_REPLY; a delay; a close; raw
  * bytes; a resize), deleted, duplicated, swapped, or their messages
  * mutated with vuf_mutator_mutate_message. The expectations themselves
