@@ -26,7 +26,9 @@
  *     assertion or abort line (glib's, the C library's), whatever its status;
  *   - hang: as above;
  *   - must: the checker saw the front-end break a MUST rule (a SHOULD one
- *     too with opts.level SHOULD).
+ *     too with opts.level SHOULD); its replies' order on the back-end
+ *     channel (REPLY-* rules) is not judged in a session whose back-end
+ *     sent requests there without waiting for the replies.
  * An exit with an error status is not a finding: a front-end that refuses
  * a hostile back-end and exits (QEMU at device realize) does its duty. */
 #ifndef VUF_FRONTEND_H

@@ -81,6 +81,15 @@ F>B main SET_BACKEND_REQ_FD
 B>F backend BACKEND_VRING_ERR need_reply hdr.size=0x10
 B>F backend BACKEND_VRING_ERR need_reply hdr.size=0x10
 EOF
+# three requests with NEED_REPLY, none waiting for its reply: the toy answers
+# them in order, correctly; the order is not judged
+cat >"$tmp/three.txt" <<'EOF'
+role backend
+F>B main SET_BACKEND_REQ_FD
+B>F backend BACKEND_CONFIG_CHANGE_MSG need_reply
+B>F backend BACKEND_VRING_HOST_NOTIFIER_MSG need_reply
+B>F backend BACKEND_CONFIG_CHANGE_MSG need_reply
+EOF
 
 toy="$T --socket {socket}"
 bugs="--bug crash --bug abort --bug hang --bug badid"
@@ -101,6 +110,8 @@ for s in crash abort hang must; do
 done
 run pipelined-oversized-requests-clean 0 'clean' \
   "$V" replay --frontend-exec "$toy" "${fast[@]}" "$tmp/pipelined.txt"
+run three-pipelined-requests-clean 0 'clean' \
+  "$V" replay --frontend-exec "$toy" "${fast[@]}" "$tmp/three.txt"
 # the back-end's refusal to the front-end's error exit is no finding, the
 # crash above is one: the status decides, not the session
 grep -q 'exited with status 1' "$tmp/crash-clean-without-bug.out" &&
