@@ -12,8 +12,9 @@
 #   - QEMU 7.2 (-S, TCG, Debian's): the unmutated session (the reference
 #     device's behaviour) is clean for blk and net, with --firmware SeaBIOS
 #     gets block requests served, a reply held back is
-#     not QEMU's hang (the back-end hangs up), and a short campaign with a
-#     fixed seed gives no finding;
+#     not QEMU's hang (the back-end hangs up), its one finding (a MUST
+#     violation, docs/frontend-fuzzing.md) is reported, and a short
+#     campaign with a fixed seed gives no finding;
 #   - no process is left behind (the QEMU command carries a marker).
 #   tests/test_frontend.sh BUILD_DIR
 set -uo pipefail
@@ -177,6 +178,9 @@ else
   grep -qE '"block_requests":[1-9]' "$tmp/firmware.json" &&
     ok "the firmware's block requests reached the device" ||
     ko "no block request with --firmware: $(cat "$tmp/firmware.json" 2>/dev/null)"
+  # the MUST oracle on QEMU: its finding (docs/frontend-fuzzing.md)
+  run qemu-finding-inband-notifications 1 'FINDING must FEAT-DEPENDENCY .*INBAND_NOTIFICATIONS without BACKEND_REQ' \
+    "$V" replay --frontend-exec "$qblk" docs/frontend-findings/qemu-7.2-inband-notifications.txt
   run qemu-blk-campaign 0 '^corpus .*findings: 0' \
     "$V" fuzz-frontend --exec "$qblk" --runs 12 --seed 7 --quiet \
     --findings "$tmp/findings" --json "$tmp/campaign.json"
