@@ -43,6 +43,18 @@ typedef struct {
     bool rings_saved; /* RESET_DEVICE: every ring in rings_before */
     /* the responder's REFUSE note, the requester's TIMEOUT note */
     bool refused, timed_out;
+    /* The reply may come but is not owed: the request broke a gate of its
+     * own message (the rst says what the sender should or must not do, not
+     * what a responder that was never told about the message does with
+     * it), or the feature it is owed under was enabled without asking the
+     * back-end's offer (whether the back-end has it is unknown). It is
+     * judged when it comes; a missing one is nobody's violation. */
+    bool optional;
+    bool need_reply; /* NEED_REPLY set, REPLY_ACK negotiated */
+    /* The requester sent its next request before this one's reply could
+     * come (a front-end that does not wait, or a frame completed only by
+     * the next message's bytes): the reply may still come, in order. */
+    bool pipelined;
 } pending_t;
 
 typedef struct {
@@ -94,6 +106,7 @@ struct vuf_checker {
     char idname[16];      /* name of an id not in the table */
     size_t must_in_event; /* MUST findings by the sender in the current event */
     size_t any_in_event;  /* findings of any level by the sender in the current event */
+    size_t gate_in_event; /* gate findings by the sender in the current event */
 };
 
 static const vuf_msg_def *by_name(const vuf_spec *s, const char *n)
@@ -225,6 +238,8 @@ static vuf_violation *add(vuf_checker *c, vuf_rule_id rule, vuf_level level, vuf
         c->must_in_event++;
     if (c->cur && side == c->cur->sender)
         c->any_in_event++;
+    if (c->cur && side == c->cur->sender && !strcmp(v->rule->family, "gate"))
+        c->gate_in_event++;
     return v;
 }
 
@@ -404,7 +419,13 @@ static void owed_missing(vuf_checker *c, vuf_channel ch, int closer, const char 
                        pname(p), at_line(p->line, true).s);
         } else if (closer < 0 && p->timed_out) {
             c->late[ch] = *p; /* its reply may still come, late */
-        } else if (closer < 0) {
+        } else if (closer < 0 && !p->optional && !c->late[ch].active) {
+            /* the responder had no chance yet: its reply may come after
+             * the next request; it is missing if a later reply or the end
+             * comes first */
+            c->late[ch] = *p;
+            c->late[ch].pipelined = true;
+        } else if (closer < 0 && !p->optional) {
             report(c, VUF_RULE_REPLY_MISSING, responder, "no %s to %s%s %s",
                    p->owed == VUF_OWED_EXPLICIT ? "reply" : "ack", pname(p),
                    at_line(p->line, true).s, when);
@@ -476,6 +497,14 @@ static void track_memory(vuf_checker *c, const vuf_msg_def *d, const uint8_t *pl
 
 /* ---------- requests ---------- */
 
+static bool has_protocol_gate(const vuf_msg_def *d)
+{
+    for (size_t i = 0; d && i < d->ngates; i++)
+        if (d->gates[i].space == VUF_SPACE_PROTOCOL)
+            return true;
+    return false;
+}
+
 static void on_request(vuf_checker *c, const vuf_event *ev, const vuf_msg_view *v)
 {
     vuf_channel ch = ev->channel;
@@ -497,6 +526,11 @@ static void on_request(vuf_checker *c, const vuf_event *ev, const vuf_msg_view *
     p->owed = vuf_msgcheck_reply_owed(c->spec, d, v->hdr.flags, &vs);
     p->broke_must = c->must_in_event > 0;
     p->broke_any = c->any_in_event > 0;
+    p->need_reply = (v->hdr.flags & VUF_F_NEED_REPLY) &&
+                    vuf_msgcheck_reply_owed(c->spec, NULL, v->hdr.flags, &vs) == VUF_OWED_ACK;
+    p->optional = c->gate_in_event > 0 ||
+                  (p->owed && ch == VUF_CHAN_FRONTEND && !c->st.protocol_offered_known &&
+                   (p->owed == VUF_OWED_ACK || has_protocol_gate(d)));
     p->event_index = c->events;
     p->line = ev->line;
     p->req_len = len;
@@ -654,6 +688,13 @@ static void on_reply(vuf_checker *c, const vuf_event *ev, const vuf_msg_view *v)
         late->active = false; /* the reply the requester stopped waiting for */
         return;
     }
+    if (late->active && late->pipelined) {
+        /* a later request answered first: the pipelined one got nothing */
+        report(c, VUF_RULE_REPLY_MISSING, s, "no %s to %s%s before the reply to a later request",
+               late->owed == VUF_OWED_EXPLICIT ? "reply" : "ack", pname(late),
+               at_line(late->line, true).s);
+        late->active = false;
+    }
     if (!p->active || v->hdr.request != p->id) {
         /* an answer to an earlier message that owed none? */
         for (size_t i = 0; i < c->nunowed[ch]; i++) {
@@ -719,7 +760,11 @@ static void on_reply(vuf_checker *c, const vuf_event *ev, const vuf_msg_view *v)
     bool explicit_reply = p->owed == VUF_OWED_EXPLICIT;
     const vuf_payload_def *lay = vuf_reply_layout(c->spec, d, explicit_reply);
     uint64_t exp = 0;
-    if (explicit_reply && p->broke_any && len == 8 && lay->fixed_size != 8) {
+    /* (a provisional message, from a later rst than the table follows, may
+     * be unknown to the responder: a NEED_REPLY one gets the ack form too) */
+    bool unknown_to_peer = d->provisional && p->need_reply;
+    if (explicit_reply && (p->broke_any || unknown_to_peer) && len == 8 &&
+        vuf_payload_check_size(lay, VUF_SIZE_EXACT, pl, len, &exp) != VUF_SZ_OK) {
         /* A request that broke a rule (out of its gate, malformed) answered
          * with a u64: the ack form, the back-end's reaction to a request
          * it refused or does not know; 0 is success (REACT-ACK-INVALID
@@ -745,8 +790,9 @@ static void on_reply(vuf_checker *c, const vuf_event *ev, const vuf_msg_view *v)
                           d->section, s, "reply payload is %zu byte%s, %s needs %llu", len,
                           vuf_plural(len), lay->name, (unsigned long long)exp);
     }
+    /* a failure hands nothing over: no fd with an error (SET_DEVICE_STATE_FD) */
     const vuf_fd_rule none = {.kind = VUF_FDRULE_EXACT};
-    check_reply_fds(c, explicit_reply ? &d->reply_fds : &none, ev, pl, len);
+    check_reply_fds(c, explicit_reply && !failed ? &d->reply_fds : &none, ev, pl, len);
     uint64_t val = 0;
     bool have_u64 = len == 8 && lay->fixed_size == 8;
     if (have_u64)
@@ -800,6 +846,7 @@ size_t vuf_checker_feed(vuf_checker *c, const vuf_event *ev)
     c->cur_name = NULL;
     c->must_in_event = 0;
     c->any_in_event = 0;
+    c->gate_in_event = 0;
     vuf_channel ch = ev->channel < VUF_CHAN_COUNT ? ev->channel : VUF_CHAN_FRONTEND;
     if (ev->kind == VUF_EV_OPEN) {
         c->closed[ch] = false;
@@ -850,7 +897,7 @@ size_t vuf_checker_finish(vuf_checker *c)
     size_t n0 = c->nv;
     for (int ch = 0; ch < VUF_CHAN_COUNT; ch++) {
         pending_t *p = &c->pending[ch];
-        if (p->active && p->owed && !p->timed_out) {
+        if (p->active && p->owed && !p->timed_out && !p->optional) {
             c->cur_name = p->def ? p->def->name : NULL;
             vuf_violation *v =
                 add(c, VUF_RULE_REPLY_MISSING, VUF_MUST, responder_of(c, ch), p->line);
@@ -860,8 +907,19 @@ size_t vuf_checker_finish(vuf_checker *c)
                          at_line(p->line, true).s);
             c->cur_name = NULL;
         }
+        pending_t *l = &c->late[ch];
+        if (l->active && l->pipelined) {
+            c->cur_name = l->def ? l->def->name : NULL;
+            vuf_violation *v =
+                add(c, VUF_RULE_REPLY_MISSING, VUF_MUST, responder_of(c, ch), l->line);
+            if (v)
+                snprintf(v->text, sizeof v->text, "no %s to %s%s before the conversation ended",
+                         l->owed == VUF_OWED_EXPLICIT ? "reply" : "ack", pname(l),
+                         at_line(l->line, true).s);
+            c->cur_name = NULL;
+        }
         p->active = false;
-        c->late[ch].active = false;
+        l->active = false;
     }
     return c->nv - n0;
 }
@@ -871,7 +929,7 @@ size_t vuf_checker_end_capture(vuf_checker *c)
     for (int ch = 0; ch < VUF_CHAN_COUNT; ch++) {
         for (int k = 0; k < 2; k++) {
             pending_t *p = k ? &c->late[ch] : &c->pending[ch];
-            if (p->active && p->owed && !c->closed[ch] &&
+            if (p->active && p->owed && !p->optional && !c->closed[ch] &&
                 c->nincomplete < sizeof c->incomplete / sizeof c->incomplete[0]) {
                 vuf_incomplete *in = &c->incomplete[c->nincomplete++];
                 in->channel = (vuf_channel)ch;
@@ -888,5 +946,11 @@ size_t vuf_checker_end_capture(vuf_checker *c)
 bool vuf_checker_reply_owed(const vuf_checker *c, vuf_channel ch)
 {
     const pending_t *p = &c->pending[ch < VUF_CHAN_COUNT ? ch : VUF_CHAN_FRONTEND];
-    return p->active && p->owed && !c->closed[ch];
+    return p->active && p->owed && !p->optional && !c->closed[ch];
+}
+
+bool vuf_checker_reply_optional(const vuf_checker *c, vuf_channel ch)
+{
+    const pending_t *p = &c->pending[ch < VUF_CHAN_COUNT ? ch : VUF_CHAN_FRONTEND];
+    return p->active && p->owed && p->optional && !c->closed[ch];
 }

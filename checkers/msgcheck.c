@@ -60,9 +60,27 @@ static bool has_all(bool known, uint64_t have, uint64_t mask)
     return known && (have & mask) == mask;
 }
 
+/* A feature is negotiated when the front-end enabled it and the back-end
+ * offered it (when its offer is known): a back-end that never declared
+ * REPLY_ACK or CONFIG owes no ack and no config reply because the front-end
+ * enabled the bit anyway (rst "Back-end communication": the channel exists
+ * "if the back-end declares" the feature; docs/rules.md, Decisions). */
+static uint64_t negotiated(bool acked_known, uint64_t acked, bool offered_known, uint64_t offered)
+{
+    if (!acked_known)
+        return 0;
+    return offered_known ? acked & offered : acked;
+}
+
+static uint64_t proto_negotiated(const vuf_msgcheck_state *st)
+{
+    return negotiated(st->protocol_acked_known, st->protocol_acked, st->protocol_offered_known,
+                      st->protocol_offered);
+}
+
 static bool proto_acked(const vuf_msgcheck_state *st, int bit)
 {
-    return bit >= 0 && bit < 64 && st->protocol_acked_known && (st->protocol_acked >> bit & 1);
+    return bit >= 0 && bit < 64 && (proto_negotiated(st) >> bit & 1);
 }
 
 static bool seen(const vuf_msgcheck_state *st, vuf_channel ch, uint32_t id)
@@ -92,7 +110,7 @@ bool vuf_msgcheck_frame(const vuf_spec *s, const vuf_msgcheck_msg *m, const vuf_
     const vuf_channel_def *cd = vuf_spec_channel(s, m->channel);
     const char *chn = m->channel == VUF_CHAN_FRONTEND ? "main" : "back-end";
     if (m->channel == VUF_CHAN_BACKEND && m->sender == cd->initiator) {
-        uint64_t miss = cd->requires & ~(st->protocol_acked_known ? st->protocol_acked : 0);
+        uint64_t miss = cd->requires & ~proto_negotiated(st);
         if (miss) {
             char b[128];
             vuf_feature_mask_str(s, VUF_SPACE_PROTOCOL, miss, b, sizeof b);
@@ -301,9 +319,12 @@ static void check_gates(run *r, const vuf_msg_def *d)
         bool met =
             g->space == VUF_SPACE_PROTOCOL
                 ? (offered ? has_all(st->protocol_offered_known, st->protocol_offered, g->mask)
-                           : has_all(st->protocol_acked_known, st->protocol_acked, g->mask))
+                           : has_all(st->protocol_acked_known, proto_negotiated(st), g->mask))
                 : (offered ? has_all(st->features_offered_known, st->features_offered, g->mask)
-                           : has_all(st->features_acked_known, st->features_acked, g->mask));
+                           : has_all(st->features_acked_known,
+                                     negotiated(st->features_acked_known, st->features_acked,
+                                                st->features_offered_known, st->features_offered),
+                                     g->mask));
         if (met)
             continue;
         vuf_rule_id rule = r->m->channel == VUF_CHAN_BACKEND ? VUF_RULE_GATE_BACKEND_MSG
@@ -480,6 +501,11 @@ bool vuf_msgcheck_reply_failed(const vuf_msg_def *d, vuf_reply_owed owed, const 
         if (len != 8)
             return false; /* not a status: a size violation */
         memcpy(&val, pl, 8);
+        /* a status whose no-fd bit says "no fd follows" (SET_DEVICE_STATE_FD:
+         * bits 0-7 the error, bit 8 no fd): that bit is not the failure */
+        if (owed == VUF_OWED_EXPLICIT && d && d->reply_fds.kind == VUF_FDRULE_NOFD &&
+            d->reply_fds.a < 64)
+            val &= ~(1ull << d->reply_fds.a);
         return val != 0;
     case VUF_RERR_EMPTY:
         return len == 0;

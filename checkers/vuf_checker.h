@@ -83,5 +83,8 @@ void vuf_checker_state_get(const vuf_checker *c, vuf_checker_state *st);
  * request that needs one, and the channel is open)? A front-end waits for
  * it; the harness's external targets do the same. */
 bool vuf_checker_reply_owed(const vuf_checker *c, vuf_channel ch);
+/* Is a reply possible but not owed: the latest request broke a gate of its
+ * message, so the responder may answer it, ignore it or close. */
+bool vuf_checker_reply_optional(const vuf_checker *c, vuf_channel ch);
 
 #endif

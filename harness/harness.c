@@ -254,8 +254,8 @@ static void on_event(void *ctx, const vuf_event *ev)
         /* (a "reply" flagged NEED_REPLY too: a peer that ignores the
          * REPLY flag answers it) */
         h->maybe_reply = ev->sender == VUF_SIDE_FRONTEND && (hd.flags & VUF_F_NEED_REPLY);
-        if (h->maybe_reply)
-            h->maybe_since = now_ms();
+        if (ev->sender == VUF_SIDE_FRONTEND)
+            h->maybe_since = now_ms(); /* also for a reply that is optional */
     }
     if (ev->kind == VUF_EV_MSG && ev->channel == VUF_CHAN_BACKEND &&
         ev->sender == VUF_SIDE_BACKEND && ev->len >= VUF_HDR_SIZE) {
@@ -373,7 +373,8 @@ static void settle_async(vuf_harness *h)
         if (!h->t->ops->connected(h->t))
             break;
         if (!vuf_checker_reply_owed(h->chk, VUF_CHAN_FRONTEND)) {
-            int64_t grace = h->maybe_reply ? h->maybe_since + GRACE_MS - now_ms() : 0;
+            bool maybe = h->maybe_reply || vuf_checker_reply_optional(h->chk, VUF_CHAN_FRONTEND);
+            int64_t grace = maybe ? h->maybe_since + GRACE_MS - now_ms() : 0;
             if (grace <= 0)
                 break;
             vuf_pollset p; /* a moment for an ack nobody asked for */

@@ -715,7 +715,7 @@ static void run_case(runner *r, conf_case *c)
     if (r->exec ? !up && lf.kind == VUF_FINDING_TARGET_ERROR
                 : !up || f.kind == VUF_FINDING_TARGET_ERROR) {
         r->gone = true;
-        snprintf(r->gone_why, sizeof r->gone_why, "the back-end stopped answering at %s/%s (%s)",
+        snprintf(r->gone_why, sizeof r->gone_why, "the back-end stopped answering at %s/%s (%.200s)",
                  c->group, c->id,
                  lf.kind  ? lf.text
                  : f.kind ? f.text
