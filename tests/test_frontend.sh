@@ -145,6 +145,11 @@ else
   ko "back-end session round trip:"
   cat "$tmp/rt.err" "$tmp/rt2.txt" 2>/dev/null | sed 's/^/     /'
 fi
+run never-connects-is-an-error 2 'exited with status 1 before it connected' \
+  "$V" fuzz-frontend --exec "false {socket}" --runs 1 --quiet
+printf 'role backend\nF>B main NOPE\n' >"$tmp/bad.txt"
+run bad-session-file-line 2 'bad.txt:2:10: error: unknown message' \
+  "$V" replay --frontend-exec "$toy" "$tmp/bad.txt"
 run replay-needs-frontend 2 'not a back-end session|role backend' \
   "$V" replay --frontend-exec "$toy" "${fast[@]}" corpus/backend-reply-nack.txt
 

@@ -152,6 +152,7 @@ typedef struct {
     size_t ncorpus, capcorpus;
     const char *corpus_dir, *findings_dir;
     bool minimize, quiet;
+    bool target_error; /* the front-end did not connect: the campaign stopped */
     /* the run's features, gathered by the callbacks */
     uint64_t run_feats[512];
     size_t nrun;
@@ -444,6 +445,7 @@ static void reference_seed(campaign *c)
     c->recording = false;
     if (fd.kind == VUF_FINDING_TARGET_ERROR) {
         fprintf(stderr, "vufuzz fuzz-frontend: %s\n", fd.text);
+        c->target_error = true;
         for (size_t i = 0; i < c->nrec; i++)
             protobuf_c_message_free_unpacked(&c->rec[i]->base, NULL);
         free(c->rec);
@@ -491,6 +493,10 @@ static void campaign_loop(campaign *c, double seconds, uint64_t runs, unsigned s
     if (!buf)
         return;
     reference_seed(c);
+    if (c->target_error) {
+        free(buf);
+        return;
+    }
     if (!c->ncorpus) {
         Vuf__Session e = VUF__SESSION__INIT;
         e.has_role = true;
@@ -516,6 +522,7 @@ static void campaign_loop(campaign *c, double seconds, uint64_t runs, unsigned s
         vuf_session_free(s);
         if (fd.kind == VUF_FINDING_TARGET_ERROR) {
             fprintf(stderr, "vufuzz fuzz-frontend: %s\n", fd.text);
+            c->target_error = true;
             break;
         }
         double now = now_s();
@@ -897,6 +904,8 @@ int vuf_cmd_fuzz_frontend(int argc, char **argv)
                     (unsigned long long)seconds);
         campaign_loop(&c, (double)seconds, runs, (unsigned)seed + (unsigned)(job < 0 ? 0 : job),
                       job);
+        if (c.target_error && !c.sessions)
+            rc = 2; /* the front-end never ran a session: the command is wrong */
     }
     figures g;
     figures_of(&c, &g);
@@ -918,9 +927,11 @@ int vuf_cmd_fuzz_frontend(int argc, char **argv)
         if (read(pipes[i], &kg, sizeof kg) == (ssize_t)sizeof kg)
             add_figures(&g, &kg);
         close(pipes[i]);
-        int st;
+        int st = 0;
         while (waitpid(kids[i], &st, 0) < 0 && errno == EINTR) {
         }
+        if (WIFEXITED(st) && WEXITSTATUS(st) == 2)
+            rc = 2;
     }
     if (rc != 2)
         report(spec, &g, now_s() - t0, fo.exec_cmd, json_path, findings_dir, chains);
