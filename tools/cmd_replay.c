@@ -322,6 +322,20 @@ enum {
     O_FRONTEND = O_BACKEND + VUF_CLI_BACKEND_N /* VUF_CLI_FRONTEND_N of them */
 };
 
+/* The end of a report: the totals in the JSON object j is in (NULL: text,
+ * one line when there were several sessions). */
+static void summary(vuf_json *j, size_t n, size_t findings, size_t bad)
+{
+    if (j) {
+        vuf_json_u64(j, "findings", findings);
+        vuf_json_u64(j, "bad_inputs", bad);
+        vuf_json_end(j);
+        vuf_json_finish(j);
+    } else if (n > 1) {
+        printf("%zu sessions: %zu findings, %zu bad inputs\n", n, findings, bad);
+    }
+}
+
 /* ---------- against a front-end ---------- */
 
 static void on_violation(void *ctx, const vuf_violation *v)
@@ -396,15 +410,9 @@ static int replay_frontend(const vuf_spec *spec, vuf_frontend_opts *fo, char **f
         }
         free(files[i]);
     }
-    if (json) {
+    if (json)
         vuf_json_end(&j);
-        vuf_json_u64(&j, "findings", findings);
-        vuf_json_u64(&j, "bad_inputs", bad);
-        vuf_json_end(&j);
-        vuf_json_finish(&j);
-    } else if (n > 1) {
-        printf("%zu sessions: %zu findings, %zu bad inputs\n", n, findings, bad);
-    }
+    summary(json ? &j : NULL, n, findings, bad);
     vuf_frontend_free(f);
     return bad ? 2 : findings ? 1 : 0;
 }
@@ -650,14 +658,7 @@ int vuf_cmd_replay(int argc, char **argv)
         vuf_json_end(&j);
     if (stats)
         print_stats(h, spec, json ? &j : NULL);
-    if (json) {
-        vuf_json_u64(&j, "findings", findings);
-        vuf_json_u64(&j, "bad_inputs", bad);
-        vuf_json_end(&j);
-        vuf_json_finish(&j);
-    } else if (n > 1) {
-        printf("%zu sessions: %zu findings, %zu bad inputs\n", n, findings, bad);
-    }
+    summary(json ? &j : NULL, n, findings, bad);
     free(files);
     vuf_harness_free(h);
     vuf_backend_free(be);
