@@ -101,6 +101,10 @@ run oracle-signal 1 'FINDING crash crash .*killed by signal 6 \(SIGABRT\)' \
   "$V" replay --frontend-exec "$toy $bugs" "${fast[@]}" "$tmp/abort.txt"
 run oracle-hang 1 'FINDING hang .*did not exit within 1000 ms of SIGTERM' \
   "$V" replay --frontend-exec "$toy $bugs" "${fast[@]}" "$tmp/hang.txt"
+run oracle-hang-qmp 1 'FINDING hang .*did not answer QMP query-status within 1000 ms' \
+  "$V" replay --frontend-exec "$toy --qmp {qmp} $bugs" "${fast[@]}" "$tmp/hang.txt"
+run unmutated-clean-with-qmp 0 'clean .*exited with status 0' \
+  "$V" replay --frontend-exec "$toy --qmp {qmp} $bugs" "${fast[@]}" "$tmp/empty.txt"
 run oracle-must 1 'FINDING must REPLY-ID-MISMATCH' \
   "$V" replay --frontend-exec "$toy $bugs" "${fast[@]}" "$tmp/must.txt"
 run unmutated-clean-on-buggy-toy 0 'clean .*exited with status 0' \

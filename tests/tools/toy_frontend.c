@@ -5,13 +5,16 @@
  * so no bug of QEMU is assumed). Like tests/tools/toy_backend.c it is not
  * built on vufuzz's libraries (its own reader, its own requests):
  *
- *   toy_frontend --socket PATH [--bug NAME]...
+ *   toy_frontend --socket PATH [--qmp PATH] [--bug NAME]...
  *
  * It connects to PATH (vufuzz listens there), negotiates (GET_FEATURES,
  * GET_PROTOCOL_FEATURES, SET_PROTOCOL_FEATURES with REPLY_ACK and
  * BACKEND_REQ when offered, SET_OWNER, SET_FEATURES, SET_BACKEND_REQ_FD),
  * then serves the back-end channel: every request is read whole and, when
  * it has NEED_REPLY, acknowledged (u64 0, or 1 for an id it does not know).
+ * With --qmp it also listens there for one QMP client once the handshake
+ * is done (as QEMU's main loop does after device realize): a greeting,
+ * then {"return": {}} to every command, and `quit` ends it.
  * It exits 0 on SIGTERM or when the back-end closes the main channel; a
  * reply it cannot use (a wrong id, size or flags) makes it give up: a line
  * on stderr and exit status 1, as a front-end that refuses its back-end.
@@ -20,7 +23,7 @@
  *   abort    a back-end IOTLB_MSG request (it has no IOMMU) ends it by abort(),
  *            with no line of output
  *   hang     a back-end request with an id above 64 sends it into an endless
- *            loop that ignores SIGTERM
+ *            loop that ignores SIGTERM and answers no QMP command
  *   badid    the reply to a back-end request carries the request's id + 1
  */
 #undef NDEBUG
@@ -71,7 +74,7 @@ static void on_term(int sig)
 
 static void usage(FILE *f)
 {
-    fprintf(f, "usage: toy_frontend --socket PATH [--bug crash|abort|hang|badid]...\n"
+    fprintf(f, "usage: toy_frontend --socket PATH [--qmp PATH] [--bug crash|abort|hang|badid]...\n"
                "A vhost-user front-end with bugs put in on purpose (tests only).\n");
 }
 
@@ -215,12 +218,61 @@ static bool serve_backend(int be)
     return true;
 }
 
+/* The QMP listener on path, or -1 (with a line on stderr). */
+static int qmp_listen(const char *path)
+{
+    struct sockaddr_un un = {.sun_family = AF_UNIX};
+    if (strlen(path) >= sizeof un.sun_path)
+        return -1;
+    strcpy(un.sun_path, path);
+    unlink(path);
+    int l = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (l < 0 || bind(l, (struct sockaddr *)&un, sizeof un) || listen(l, 1)) {
+        perror("toy_frontend: qmp");
+        if (l >= 0)
+            close(l);
+        return -1;
+    }
+    return l;
+}
+
+static void qmp_put(int c, const char *text)
+{
+    ssize_t n = send(c, text, strlen(text), MSG_NOSIGNAL);
+    (void)n;
+}
+
+/* Lines from the QMP client: every command answered; false at quit or EOF. */
+static bool qmp_serve(int c)
+{
+    char buf[512];
+    ssize_t n = recv(c, buf, sizeof buf - 1, 0);
+    if (n <= 0)
+        return false;
+    buf[n] = 0;
+    for (char *l = buf; *l;) {
+        char *e = strchr(l, '\n');
+        if (!e)
+            break; /* a command is one short line */
+        *e = 0;
+        if (strstr(l, "\"execute\"")) {
+            qmp_put(c, "{\"return\": {}}\n");
+            if (strstr(l, "\"quit\""))
+                exit(0);
+        }
+        l = e + 1;
+    }
+    return true;
+}
+
 int main(int argc, char **argv)
 {
-    const char *path = NULL;
+    const char *path = NULL, *qmp = NULL;
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--socket") && i + 1 < argc) {
             path = argv[++i];
+        } else if (!strcmp(argv[i], "--qmp") && i + 1 < argc) {
+            qmp = argv[++i];
         } else if (!strcmp(argv[i], "--bug") && i + 1 < argc) {
             const char *b = argv[++i];
             if (!strcmp(b, "crash"))
@@ -283,10 +335,25 @@ int main(int argc, char **argv)
         if (ack && reply_u64(fd, SET_BACKEND_REQ_FD) != 0)
             give_up("SET_BACKEND_REQ_FD refused");
     }
+    int ql = qmp ? qmp_listen(qmp) : -1, qc = -1;
+    if (qmp && ql < 0)
+        return 2;
     while (!terminated) {
-        struct pollfd pf[2] = {{.fd = fd, .events = POLLIN}, {.fd = be, .events = POLLIN}};
-        if (poll(pf, be >= 0 ? 2 : 1, -1) < 0)
+        struct pollfd pf[4] = {{.fd = fd, .events = POLLIN},
+                               {.fd = be, .events = POLLIN},
+                               {.fd = ql, .events = POLLIN},
+                               {.fd = qc, .events = POLLIN}};
+        if (poll(pf, 4, -1) < 0)
             continue; /* EINTR: SIGTERM */
+        if (ql >= 0 && (pf[2].revents & POLLIN) && qc < 0) {
+            qc = accept4(ql, NULL, NULL, SOCK_CLOEXEC);
+            if (qc >= 0)
+                qmp_put(qc, "{\"QMP\": {\"version\": {}, \"capabilities\": []}}\n");
+        }
+        if (qc >= 0 && pf[3].revents && !qmp_serve(qc)) {
+            close(qc);
+            qc = -1;
+        }
         if (pf[0].revents) {
             uint8_t b[HDR];
             ssize_t n = recv(fd, b, sizeof b, MSG_PEEK);
