@@ -419,7 +419,10 @@ static void owed_missing(vuf_checker *c, vuf_channel ch, int closer, const char 
                        pname(p), at_line(p->line, true).s);
         } else if (closer < 0 && p->timed_out) {
             c->late[ch] = *p; /* its reply may still come, late */
-        } else if (closer < 0 && !p->optional && !c->late[ch].active) {
+        } else if (closer < 0 && p->optional) {
+            if (!c->late[ch].active)
+                c->late[ch] = *p; /* its reply may come after the next request */
+        } else if (closer < 0 && !c->late[ch].active) {
             /* the responder had no chance yet: its reply may come after
              * the next request; it is missing if a later reply or the end
              * comes first */

@@ -127,3 +127,33 @@ bool vuf_parse_size(const char *s, uint64_t *out)
     *out = v << shift;
     return true;
 }
+
+void vuf_lines_add(vuf_lines *l, const char *line)
+{
+    size_t n = strlen(line);
+    if (l->len + n + 2 > l->cap) {
+        size_t nc = (l->cap ? l->cap * 2 : 4096) + n;
+        char *nb = realloc(l->text, nc);
+        if (!nb)
+            return;
+        l->text = nb;
+        l->cap = nc;
+    }
+    memcpy(l->text + l->len, line, n);
+    l->len += n;
+    l->text[l->len++] = '\n';
+    l->text[l->len] = 0;
+}
+
+char *vuf_lines_take(vuf_lines *l)
+{
+    char *t = l->text;
+    *l = (vuf_lines){0};
+    return t;
+}
+
+void vuf_lines_free(vuf_lines *l)
+{
+    free(l->text);
+    *l = (vuf_lines){0};
+}

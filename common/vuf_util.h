@@ -7,7 +7,8 @@
  *   vuf_parse_u64   the project's one number syntax (decimal or 0x hex, the
  *                   whole string, no sign, no space);
  *   vuf_parse_size  a number with an optional K, M or G suffix (powers of 2);
- *   vuf_plural      "" or "s" after a count ("1 byte", "2 bytes").
+ *   vuf_plural      "" or "s" after a count ("1 byte", "2 bytes");
+ *   vuf_lines       a growing text of lines (a conversation for a report).
  *
  * Nothing here prints or aborts. */
 #ifndef VUF_UTIL_H
@@ -35,5 +36,16 @@ static inline const char *vuf_plural(uint64_t n)
 {
     return n == 1 ? "" : "s";
 }
+
+/* A NUL-terminated text that lines are appended to; {0} is empty. A line
+ * that does not fit in memory is dropped (the text stays valid). */
+typedef struct {
+    char *text; /* NULL while empty; owned, free() it or vuf_lines_free */
+    size_t len, cap;
+} vuf_lines;
+void vuf_lines_add(vuf_lines *l, const char *line);
+/* Hand the text over (the caller frees it); l is empty again. */
+char *vuf_lines_take(vuf_lines *l);
+void vuf_lines_free(vuf_lines *l);
 
 #endif

@@ -27,7 +27,9 @@
 #define BATCH_MAX 32      /* main-channel writes sent before the peer steps (opts.batch) */
 #define BATCH_BYTES (32 << 10)
 #define DEFAULT_SCAN_PERIOD 64
-#define GRACE_MS 50 /* an asynchronous peer's ack nobody asked for (maybe_reply) */
+#define GRACE_MS                                                                                   \
+    5 /* an asynchronous peer's ack nobody asked for (maybe_reply), or an optional reply: one that \
+         comes later is still matched to its request by the checker */
 
 const char *vuf_finding_kind_name(vuf_finding_kind k)
 {

@@ -131,20 +131,23 @@ int vuf_cli_next(vuf_cli_parser *p, const char **val)
     }
     if (vuf_cli_is_help(a))
         return VUF_CLI_HELP;
+    /* "--opt=value", and libFuzzer's "-opt=value" for a long single-dash name */
     const char *eq = strchr(a, '=');
-    size_t n = eq && a[1] == '-' ? (size_t)(eq - a) : strlen(a);
+    if (eq && a[1] != '-' && eq - a <= 2)
+        eq = NULL;
+    size_t n = eq ? (size_t)(eq - a) : strlen(a);
     for (int k = 0; p->opts && p->opts[k].name; k++) {
         const vuf_cli_opt *o = &p->opts[k];
         if (strlen(o->name) != n || strncmp(o->name, a, n))
             continue;
         if (!o->value) {
-            if (eq && a[1] == '-') {
+            if (eq) {
                 vuf_cli_usage_error(p->cmd, p->usage_line, "option %s takes no value", o->name);
                 return VUF_CLI_ERROR;
             }
             return k;
         }
-        if (eq && a[1] == '-') {
+        if (eq) {
             *val = eq + 1;
             return k;
         }

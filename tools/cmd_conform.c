@@ -348,8 +348,7 @@ typedef struct {
     size_t should, note;
     char should_text[300], note_text[300];
     /* the conversation, for reports */
-    char *conv;
-    size_t conv_len, conv_cap;
+    vuf_lines conv;
     bool record;
     /* liveness: the GET_FEATURES reply came */
     bool answered;
@@ -357,19 +356,7 @@ typedef struct {
 
 static void record(observer *o, const char *line)
 {
-    size_t n = strlen(line);
-    if (o->conv_len + n + 2 > o->conv_cap) {
-        size_t nc = (o->conv_cap ? o->conv_cap * 2 : 4096) + n;
-        char *nb = realloc(o->conv, nc);
-        if (!nb)
-            return;
-        o->conv = nb;
-        o->conv_cap = nc;
-    }
-    memcpy(o->conv + o->conv_len, line, n);
-    o->conv_len += n;
-    o->conv[o->conv_len++] = '\n';
-    o->conv[o->conv_len] = 0;
+    vuf_lines_add(&o->conv, line);
 }
 
 static void obs_action(void *ctx, size_t i, const Vuf__Action *a)
@@ -629,7 +616,7 @@ static void run_case(runner *r, conf_case *c)
         return;
     }
     offer keep = o->off;
-    free(o->conv);
+    vuf_lines_free(&o->conv);
     *o = (observer){.spec = r->spec,
                     .probe = probe,
                     .barrier = barrier ? probe + 1 : 0,
@@ -682,9 +669,7 @@ static void run_case(runner *r, conf_case *c)
             }
         }
     }
-    c->conversation = o->conv;
-    o->conv = NULL;
-    o->conv_len = o->conv_cap = 0;
+    c->conversation = vuf_lines_take(&o->conv);
     vuf_finding lf = {0};
     bool up = true;
     if (c->v != V_ERROR) {
@@ -715,8 +700,8 @@ static void run_case(runner *r, conf_case *c)
     if (r->exec ? !up && lf.kind == VUF_FINDING_TARGET_ERROR
                 : !up || f.kind == VUF_FINDING_TARGET_ERROR) {
         r->gone = true;
-        snprintf(r->gone_why, sizeof r->gone_why, "the back-end stopped answering at %s/%s (%.200s)",
-                 c->group, c->id,
+        snprintf(r->gone_why, sizeof r->gone_why,
+                 "the back-end stopped answering at %s/%s (%.200s)", c->group, c->id,
                  lf.kind  ? lf.text
                  : f.kind ? f.text
                           : "no answer to GET_FEATURES");
@@ -1073,7 +1058,7 @@ int vuf_cmd_conform(int argc, char **argv)
         write_junit(junit, cs, n, gnames, ng, (const unsigned(*)[5])counts);
     vuf_harness_free(r.h);
     vuf_backend_free(be);
-    free(obs.conv);
+    vuf_lines_free(&obs.conv);
     rc = total[V_ERROR] ? 2 : total[V_FAIL] ? 1 : 0;
 out:
     for (size_t i = 0; i < n; i++)

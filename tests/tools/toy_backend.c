@@ -117,13 +117,17 @@ static bool recv_msg(int fd, uint8_t *hdr, uint8_t *payload, int *fds, size_t *n
             for (size_t i = 0; i < (c->cmsg_len - CMSG_LEN(0)) / sizeof(int); i++)
                 if (*nfds < MAX_FDS)
                     memcpy(&fds[(*nfds)++], CMSG_DATA(c) + i * sizeof(int), sizeof(int));
-    if (n < HDR && !read_full(fd, hdr + n, HDR - (size_t)n))
-        return false;
-    uint32_t size;
-    memcpy(&size, hdr + 8, 4);
-    if (size > MAX_PAYLOAD)
-        return false; /* the connection is given up */
-    return read_full(fd, payload, size);
+    uint32_t size = 0;
+    if (n >= HDR || read_full(fd, hdr + n, HDR - (size_t)n)) {
+        memcpy(&size, hdr + 8, 4);
+        if (size <= MAX_PAYLOAD && read_full(fd, payload, size))
+            return true;
+    }
+    /* the connection is given up: the fds that came with the message too */
+    for (size_t i = 0; i < *nfds; i++)
+        close(fds[i]);
+    *nfds = 0;
+    return false;
 }
 
 static void reply(int fd, uint32_t req, const void *payload, uint32_t size)

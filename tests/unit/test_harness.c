@@ -9,6 +9,7 @@
 #include "vuf_harness.h"
 #include "vuf_session.h"
 #include "vuf_test.h"
+#include "vuf_util.h"
 #include "vuf_trace.h"
 #include "vuf_transport.h"
 
@@ -28,40 +29,22 @@ static char *names[MAX_SEEDS];
 static Vuf__Session *seeds[MAX_SEEDS];
 static size_t nseeds;
 
-typedef struct {
-    char *buf;
-    size_t len, cap;
-} recorder;
+typedef vuf_lines recorder;
 
 /* Every event, as trace text: the run as the device saw it. */
 static void record(void *ctx, const vuf_event *ev)
 {
-    recorder *r = ctx;
     char line[32768];
     int n = vuf_trace_format_event(spec, ev, line, sizeof line);
-    if (n < 0 || (size_t)n >= sizeof line)
-        return;
-    if (r->len + (size_t)n + 2 > r->cap) {
-        size_t nc = (r->cap ? r->cap * 2 : 4096) + (size_t)n;
-        char *nb = realloc(r->buf, nc);
-        if (!nb)
-            return;
-        r->buf = nb;
-        r->cap = nc;
-    }
-    memcpy(r->buf + r->len, line, (size_t)n);
-    r->len += (size_t)n;
-    r->buf[r->len++] = '\n';
-    r->buf[r->len] = 0;
+    if (n >= 0 && (size_t)n < sizeof line)
+        vuf_lines_add(ctx, line);
 }
 
 static char *run_recorded(vuf_harness *h, recorder *rec, const Vuf__Session *s, vuf_finding *f)
 {
-    rec->len = 0;
-    if (rec->buf)
-        rec->buf[0] = 0;
+    vuf_lines_free(rec);
     *f = vuf_harness_run(h, s);
-    return strdup(rec->buf ? rec->buf : "");
+    return strdup(rec->text ? rec->text : "");
 }
 
 static int cmp_str(const void *a, const void *b)
@@ -138,7 +121,7 @@ static char **determinism(vuf_target_kind kind)
         }
     CHECK(differ == 0, "%zu runs differ from the same input alone", differ);
     vuf_harness_free(shared);
-    free(rec.buf);
+    vuf_lines_free(&rec);
     return alone;
 }
 
@@ -223,7 +206,7 @@ VUF_TEST(late_ring_pass)
         free(first);
         free(after);
         vuf_harness_free(h);
-        free(rec.buf);
+        vuf_lines_free(&rec);
     }
     vuf_session_free(ls);
     free(late);
