@@ -669,6 +669,45 @@ const char *vuf_proc_token_path(const vuf_proc *p, const char *name)
     return NULL;
 }
 
+static const struct {
+    const char *mark;
+    bool sanitizer;
+} crash_marks[] = {
+    {"ERROR: AddressSanitizer", true},
+    {"ERROR: LeakSanitizer", true},
+    {"SUMMARY: UndefinedBehaviorSanitizer", true},
+    {"runtime error:", true},
+    {"ERROR: MemorySanitizer", true},
+    {"WARNING: ThreadSanitizer", true},
+    {"Assertion `", false},                /* the C library's assert() */
+    {"assertion failed", false},           /* glib's g_assert() */
+    {"code should not be reached", false}, /* glib's g_assert_not_reached() */
+    {"Bail out!", false},                  /* glib's fatal message prefix */
+    {"qemu: hardware error", false},       /* QEMU's hw_error(), then abort() */
+};
+
+const char *vuf_proc_crash_line(const char *output, bool asserts, char *line, size_t cap,
+                                bool *sanitizer)
+{
+    for (size_t i = 0; i < sizeof crash_marks / sizeof *crash_marks; i++) {
+        if (!asserts && !crash_marks[i].sanitizer)
+            continue;
+        const char *p = strstr(output, crash_marks[i].mark);
+        if (!p)
+            continue;
+        const char *s = p;
+        while (s > output && s[-1] != '\n')
+            s--;
+        size_t n = strcspn(s, "\n");
+        if (cap)
+            snprintf(line, cap, "%.*s", (int)(n < cap ? n : cap - 1), s);
+        if (sanitizer)
+            *sanitizer = crash_marks[i].sanitizer;
+        return crash_marks[i].mark;
+    }
+    return NULL;
+}
+
 int vuf_proc_exit_code(const vuf_proc *p)
 {
     return p->running ? -1 : p->code;

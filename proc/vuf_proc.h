@@ -97,6 +97,14 @@ const char *vuf_proc_token_path(const vuf_proc *p, const char *name);
 vuf_proc_state vuf_proc_poll(vuf_proc *p);
 /* EXITED: the exit status; SIGNALED: the signal number; RUNNING: -1. */
 int vuf_proc_exit_code(const vuf_proc *p);
+/* A line of a program's output that says it crashed: a sanitizer's report
+ * (ASan, LSan, UBSan, MSan, TSan), and with `asserts` also an assertion or
+ * abort line (the C library's assert(), glib's g_assert() and fatal
+ * messages, QEMU's hw_error()). NULL when none; else the mark found, the
+ * whole line in line[cap] (cap may be 0), *sanitizer (may be NULL) tells a
+ * sanitizer's. */
+const char *vuf_proc_crash_line(const char *output, bool asserts, char *line, size_t cap,
+                                bool *sanitizer);
 /* Did it end because vuf_proc_stop (or a restart) ended it? */
 bool vuf_proc_stopped_by_us(const vuf_proc *p);
 /* "running", "exited with status 3", "killed by signal 11 (SIGSEGV)". */
