@@ -128,6 +128,18 @@ run minimize 1 'FINDING crash' \
 [ -s "$tmp/crash.min.txt" ] && grep -q 'hdr.size=4' "$tmp/crash.min.txt" &&
   ok "minimize keeps the hostile reply" || ko "minimize: no $tmp/crash.min.txt with the reply"
 
+# a campaign against the toy (with QMP): its corpus reads back, every entry
+# (text where the text says the same session, else binary)
+run toy-campaign 0 '^corpus .*findings: 0' \
+  "$V" fuzz-frontend --exec "$toy --qmp {qmp}" --runs 30 --seed 5 --quiet \
+  --corpus "$tmp/corpus" --findings "$tmp/toy-findings"
+if "$V" session check "$tmp/corpus"/* >"$tmp/corpus-check.out" 2>&1 && [ "$(ls "$tmp/corpus" | wc -l)" -gt 1 ]; then
+  ok "the campaign's corpus reads back ($(ls "$tmp/corpus" | wc -l) files)"
+else
+  ko "the campaign's corpus does not read back:"
+  head -5 "$tmp/corpus-check.out" | sed 's/^/     /'
+fi
+
 # back-end sessions: text -> binary -> text
 cat >"$tmp/rt.txt" <<'EOF'
 role backend

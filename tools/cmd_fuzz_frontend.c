@@ -247,16 +247,74 @@ static bool add_entry(campaign *c, const uint8_t *data, size_t len)
     return true;
 }
 
-/* Write a session's text form to path. */
-static bool save_text(const vuf_spec *spec, const Vuf__Session *s, const char *path)
+static bool write_file(const char *path, const void *data, size_t len)
 {
-    char *text = vuf_session_format_text(spec, s);
-    FILE *f = text ? fopen(path, "w") : NULL;
-    if (text && !f)
+    FILE *f = fopen(path, "wb");
+    if (!f) {
         fprintf(stderr, "vufuzz fuzz-frontend: %s: %s\n", path, strerror(errno));
-    bool ok = f && fputs(text, f) >= 0;
-    if (f && fclose(f))
+        return false;
+    }
+    bool ok = fwrite(data, 1, len, f) == len;
+    if (fclose(f))
         ok = false;
+    return ok;
+}
+
+/* Does text parse back to the session whose binary form is b? */
+static bool round_trips(const vuf_spec *spec, const char *text, const uint8_t *b, size_t blen)
+{
+    vuf_diag d;
+    Vuf__Session *back = vuf_session_parse_text(spec, text, strlen(text), "", &d);
+    size_t l2 = 0;
+    uint8_t *b2 = back ? vuf_session_pack(back, &l2) : NULL;
+    bool same = b2 && l2 == blen && !memcmp(b, b2, blen);
+    free(b2);
+    vuf_session_free(back);
+    return same;
+}
+
+/* Write a session as base.txt, the text form, when it parses back to the
+ * same session, and as base.bin, the binary form, when it does not (the
+ * mutator can make messages the text cannot say: fields on an id the table
+ * does not know); `both`: the two always. *bin tells whether base.bin was
+ * written. */
+static bool save_session(const vuf_spec *spec, const Vuf__Session *s, const char *base, bool both,
+                         bool *bin)
+{
+    char path[4200];
+    size_t blen = 0;
+    uint8_t *b = vuf_session_pack(s, &blen);
+    char *text = vuf_session_format_text(spec, s);
+    bool same = b && text && round_trips(spec, text, b, blen);
+    bool ok = b && text;
+    if (ok && (both || same)) {
+        snprintf(path, sizeof path, "%s.txt", base);
+        ok = write_file(path, text, strlen(text));
+    }
+    if (bin)
+        *bin = ok && (both || !same);
+    if (ok && (both || !same)) {
+        snprintf(path, sizeof path, "%s.bin", base);
+        ok = write_file(path, b, blen);
+    }
+    free(b);
+    free(text);
+    return ok;
+}
+
+/* Write a session to path: its text form when that parses back to the same
+ * session, else its binary form (vufuzz reads either). */
+static bool save_as(const vuf_spec *spec, const Vuf__Session *s, const char *path)
+{
+    size_t blen = 0;
+    uint8_t *b = vuf_session_pack(s, &blen);
+    char *text = vuf_session_format_text(spec, s);
+    bool ok = b && text;
+    if (ok && round_trips(spec, text, b, blen))
+        ok = write_file(path, text, strlen(text));
+    else if (ok)
+        ok = write_file(path, b, blen);
+    free(b);
     free(text);
     return ok;
 }
@@ -265,10 +323,10 @@ static void save_corpus(campaign *c, const Vuf__Session *s, const uint8_t *data,
 {
     if (!c->corpus_dir)
         return;
-    char hex[65], path[4096];
+    char hex[65], base[4096];
     vuf_sha256_hex(data, len, hex);
-    snprintf(path, sizeof path, "%s/%.16s.txt", c->corpus_dir, hex);
-    save_text(c->spec, s, path);
+    snprintf(base, sizeof base, "%s/%.16s", c->corpus_dir, hex);
+    save_session(c->spec, s, base, false, NULL);
 }
 
 /* The features of the session that just ran; true if one was new. */
@@ -327,8 +385,8 @@ static void on_finding(campaign *c, const Vuf__Session *s, const vuf_finding *fd
         fprintf(stderr, "vufuzz fuzz-frontend: cannot make the findings directory %s: %s\n",
                 c->findings_dir, strerror(errno));
     char path[4096];
-    snprintf(path, sizeof path, "%s/%s.orig.txt", c->findings_dir, sig);
-    bool saved = save_text(c->spec, s, path);
+    snprintf(path, sizeof path, "%s/%s.orig", c->findings_dir, sig);
+    bool saved = save_session(c->spec, s, path, true, NULL);
     snprintf(path, sizeof path, "%s/%s.output", c->findings_dir, sig);
     FILE *o = fopen(path, "w");
     if (o) {
@@ -341,9 +399,9 @@ static void on_finding(campaign *c, const Vuf__Session *s, const vuf_finding *fd
     if (c->minimize)
         min = vuf_frontend_minimize(c->f, s, fd, &runs);
     c->minimize_runs += runs;
-    snprintf(path, sizeof path, "%s/%s.txt", c->findings_dir, sig);
-    saved = save_text(c->spec, min ? min : s, path) && saved;
-    printf("FINDING %s %s at action %zu: %s\n  %s: %s (%zu actions%s)\n",
+    snprintf(path, sizeof path, "%s/%s", c->findings_dir, sig);
+    saved = save_session(c->spec, min ? min : s, path, true, NULL) && saved;
+    printf("FINDING %s %s at action %zu: %s\n  %s: %s.txt and .bin (%zu actions%s)\n",
            vuf_finding_kind_name(fd->kind), fd->rule, fd->action, fd->text,
            saved ? "saved" : "NOT SAVED (see the error above)", path,
            min ? min->n_actions : s->n_actions,
@@ -702,7 +760,7 @@ static int minimize_file(const vuf_spec *spec, vuf_frontend *f, const char *in, 
     if (!min) {
         printf("%s: FINDING %s %s did not come back in two runs: not minimized\n", in,
                vuf_finding_kind_name(fd.kind), fd.rule);
-    } else if (!save_text(spec, min, path)) {
+    } else if (!save_as(spec, min, path)) {
         fprintf(stderr, "vufuzz fuzz-frontend: cannot write %s\n", path);
         rc = 2;
     } else {
