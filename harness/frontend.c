@@ -33,6 +33,7 @@ struct vuf_frontend {
     vuf_finding violation; /* the front-end's first violation at the level */
     unsigned be_awaited;   /* back-end channel requests the front-end owes a reply */
     bool be_pipelined;     /* the back-end sent there while one was awaited */
+    bool fe_waits;         /* the front-end waits for a reply on the main channel */
 };
 
 static int64_t now_ms(void)
@@ -159,6 +160,23 @@ static void on_event(void *ctx, const vuf_event *ev)
             f->be_awaited--;
         }
     }
+    if (f->judging && ev->kind == VUF_EV_MSG && ev->channel == VUF_CHAN_FRONTEND &&
+        ev->len >= VUF_HDR_SIZE) {
+        /* does the front-end wait for a reply on the main channel? Its
+         * request asked for one (NEED_REPLY, or a message always
+         * answered) and no reply came since, whatever its id: the
+         * front-end's own view, whatever was negotiated */
+        vuf_hdr hd;
+        vuf_hdr_decode(ev->data, &hd);
+        if (ev->sender == VUF_SIDE_BACKEND && (hd.flags & VUF_F_REPLY)) {
+            f->fe_waits = false;
+        } else if (ev->sender == VUF_SIDE_FRONTEND && !(hd.flags & VUF_F_REPLY)) {
+            const vuf_msg_def *d = vuf_spec_msg(f->spec, VUF_CHAN_FRONTEND, hd.request);
+            f->fe_waits = (hd.flags & VUF_F_NEED_REPLY) || (d && d->reply == VUF_REPLY_ALWAYS);
+        }
+    }
+    if (f->judging && ev->kind == VUF_EV_CLOSE && ev->channel == VUF_CHAN_FRONTEND)
+        f->fe_waits = false;
     if (f->judging) {
         if (ev->kind == VUF_EV_OPEN && ev->channel == VUF_CHAN_FRONTEND && f->conversation) {
             /* a new connection: a new conversation (the harness's and the
@@ -334,6 +352,7 @@ vuf_finding vuf_frontend_run(vuf_frontend *f, const Vuf__Session *s, vuf_fronten
     f->conversation = false;
     memset(&f->violation, 0, sizeof f->violation);
     f->be_awaited = 0;
+    f->fe_waits = false;
     f->be_pipelined = false;
     vuf_checker_reset(f->chk);
     vuf_qmp_close(f->q);
@@ -390,7 +409,7 @@ vuf_finding vuf_frontend_run(vuf_frontend *f, const Vuf__Session *s, vuf_fronten
                  * it (the front-end's blocking read, waiting for the rest
                  * while the channel is open, is not a hang of its own) */
                 if (vuf_hostile_close_unfinished(f->h) ||
-                    (vuf_checker_reply_owed(f->chk, VUF_CHAN_FRONTEND) &&
+                    ((f->fe_waits || vuf_checker_reply_owed(f->chk, VUF_CHAN_FRONTEND)) &&
                      vuf_hostile_hang_up(f->h))) {
                     t_phase = now;
                     break; /* what the front-end does then is played too */

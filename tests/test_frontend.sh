@@ -12,8 +12,8 @@
 #   - QEMU 7.2 (-S, TCG, Debian's): the unmutated session (the reference
 #     device's behaviour) is clean for blk and net, with --firmware SeaBIOS
 #     gets block requests served, a reply held back is
-#     not QEMU's hang (the back-end hangs up), its one finding (a MUST
-#     violation, docs/frontend-fuzzing.md) is reported, and a short
+#     not QEMU's hang (the back-end hangs up), its two findings (MUST
+#     violations, docs/frontend-fuzzing.md) are reported, and a short
 #     campaign with a fixed seed gives no finding;
 #   - no process is left behind (the QEMU command carries a marker).
 #   tests/test_frontend.sh BUILD_DIR
@@ -202,6 +202,13 @@ else
   # the MUST oracle on QEMU: its finding (docs/frontend-fuzzing.md)
   run qemu-finding-inband-notifications 1 'FINDING must FEAT-DEPENDENCY .*INBAND_NOTIFICATIONS without BACKEND_REQ' \
     "$V" replay --frontend-exec "$qblk" docs/frontend-findings/qemu-7.2-inband-notifications.txt
+  run qemu-finding-reply-flags-echo 1 'FINDING must HDR-VERSION .*version 0' \
+    "$V" replay --frontend-exec "$qnet" --device net docs/frontend-findings/qemu-7.2-reply-flags-echo.txt
+  # the ack of SET_BACKEND_REQ_FD replaced by nothing: QEMU waits, whatever
+  # the checker thinks is owed (its gate was not met), and is no hang
+  printf 'role backend\nF>B main SET_BACKEND_REQ_FD\nB>F main 11 reply truncate=0\n' >"$tmp/held2.txt"
+  run qemu-net-held-ack-no-hang 0 'clean' \
+    "$V" replay --frontend-exec "$qnet" --device net "$tmp/held2.txt"
   run qemu-blk-campaign 0 '^corpus .*findings: 0' \
     "$V" fuzz-frontend --exec "$qblk" --runs 12 --seed 7 --quiet \
     --findings "$tmp/findings" --json "$tmp/campaign.json"
