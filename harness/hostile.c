@@ -465,9 +465,12 @@ static void run_device(vuf_hostile *h)
 
 /* ---------- the session's actions ---------- */
 
+/* The session cannot go on: the reason in h->err (fmt NULL: it is there
+ * already). */
 static void stop_session(vuf_hostile *h, const char *fmt, const char *what)
 {
-    snprintf(h->err, sizeof h->err, fmt, what);
+    if (fmt)
+        snprintf(h->err, sizeof h->err, fmt, what);
     h->next = nactions(h);
     h->in_group = false;
 }
@@ -677,7 +680,7 @@ static void perform(vuf_hostile *h, const Vuf__Action *a)
         if (build_main(h, m, have ? &base : NULL, &base_fds)) {
             if (have)
                 vuf_close_fds(base.fds, &base.nfds);
-            stop_session(h, "%s", h->err);
+            stop_session(h, NULL, NULL);
             return;
         }
         send_built(h, VUF_CHAN_FRONTEND, have && base_fds ? base.fds : NULL,
@@ -689,7 +692,7 @@ static void perform(vuf_hostile *h, const Vuf__Action *a)
     case VUF__ACTION__ACTION_BE_BACKEND_SEND:
         if (vuf_session_build(h->spec, VUF_CHAN_BACKEND, a->be_backend_send, h->wire, h->err,
                               sizeof h->err)) {
-            stop_session(h, "%s", h->err);
+            stop_session(h, NULL, NULL);
             return;
         }
         send_built(h, VUF_CHAN_BACKEND, NULL, 0);
