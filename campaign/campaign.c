@@ -315,6 +315,8 @@ static void run(vuf_campaign *c, vuf_campaign_run *r)
         if (hset_add(c->run_pair[i] ? &c->transitions : &c->states, c->run_tuples[i]))
             r->new_states++;
     r->new_edges = new_edges(c);
+    if (c->o.edges_count_only)
+        r->new_edges = 0; /* counted in c->edges, no feedback */
     if (r->new_states || r->new_edges)
         c->last_new = c->execs;
 }

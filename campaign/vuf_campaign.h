@@ -44,6 +44,9 @@ typedef struct {
      * before each run and reads it after */
     uint8_t *edges;
     size_t edges_len;
+    /* the edges are counted but keep no input (a baseline run: the
+     * corpus grows on protocol states alone) */
+    bool edges_count_only;
 } vuf_campaign_opts;
 
 vuf_campaign *vuf_campaign_new(const vuf_campaign_opts *o);

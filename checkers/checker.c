@@ -107,6 +107,9 @@ struct vuf_checker {
     size_t must_in_event; /* MUST findings by the sender in the current event */
     size_t any_in_event;  /* findings of any level by the sender in the current event */
     size_t gate_in_event; /* gate findings by the sender in the current event */
+    /* protocol features a REPLY-flagged SET_PROTOCOL_FEATURES named: the
+     * responder may or may not have taken it for a request */
+    uint64_t maybe_proto;
 };
 
 static const vuf_msg_def *by_name(const vuf_spec *s, const char *n)
@@ -162,6 +165,7 @@ void vuf_checker_reset(vuf_checker *c)
     memset(c->broke_unanswered, 0, sizeof c->broke_unanswered);
     memset(c->nunowed, 0, sizeof c->nunowed);
     memset(c->late, 0, sizeof c->late);
+    c->maybe_proto = 0;
     memset(c->rings, 0, sizeof c->rings);
     for (int ch = 0; ch < VUF_CHAN_COUNT; ch++)
         memset(c->seen[ch], 0, (size_t)c->max_id[ch] + 1);
@@ -422,7 +426,7 @@ static void owed_missing(vuf_checker *c, vuf_channel ch, int closer, const char 
         } else if (closer < 0 && p->optional) {
             if (!c->late[ch].active)
                 c->late[ch] = *p; /* its reply may come after the next request */
-        } else if (closer < 0 && !c->late[ch].active) {
+        } else if (closer < 0 && (!c->late[ch].active || !c->late[ch].pipelined)) {
             /* the responder had no chance yet: its reply may come after
              * the next request; it is missing if a later reply or the end
              * comes first */
@@ -531,7 +535,12 @@ static void on_request(vuf_checker *c, const vuf_event *ev, const vuf_msg_view *
     p->broke_any = c->any_in_event > 0;
     p->need_reply = (v->hdr.flags & VUF_F_NEED_REPLY) &&
                     vuf_msgcheck_reply_owed(c->spec, NULL, v->hdr.flags, &vs) == VUF_OWED_ACK;
-    p->optional = c->gate_in_event > 0 ||
+    int ack_bit = vuf_spec_feature_bit(c->spec, VUF_SPACE_PROTOCOL, "REPLY_ACK");
+    bool maybe_ack = !p->owed && (v->hdr.flags & VUF_F_NEED_REPLY) && d &&
+                     d->reply != VUF_REPLY_NONE && ack_bit >= 0 && (c->maybe_proto >> ack_bit & 1);
+    if (maybe_ack)
+        p->owed = VUF_OWED_ACK; /* an ack may come, and is judged as one */
+    p->optional = maybe_ack || c->gate_in_event > 0 ||
                   (p->owed && ch == VUF_CHAN_FRONTEND && !c->st.protocol_offered_known &&
                    (p->owed == VUF_OWED_ACK || has_protocol_gate(d)));
     p->event_index = c->events;
@@ -555,6 +564,7 @@ static void on_request(vuf_checker *c, const vuf_event *ev, const vuf_msg_view *
     }
     if (d == c->set_proto && have_u64) {
         c->st.protocol_acked = val;
+        c->maybe_proto = 0; /* a request settles it */
         c->st.protocol_acked_known = true;
     }
     if (d == c->set_backend_req_fd && ev->nfds == 1 && ev->fds[0] == VUF_FDKIND_SOCKET)
@@ -677,6 +687,12 @@ static void on_misflagged(vuf_checker *c, const vuf_event *ev, const vuf_msg_vie
     p->event_index = c->events;
     p->line = ev->line;
     p->req_len = v->payload_len;
+    /* a responder that takes it for a request may enable what it names */
+    if (v->def == c->set_proto && v->payload_len >= 8) {
+        uint64_t val;
+        memcpy(&val, v->payload, 8);
+        c->maybe_proto |= val;
+    }
 }
 
 static void on_reply(vuf_checker *c, const vuf_event *ev, const vuf_msg_view *v)
@@ -763,9 +779,10 @@ static void on_reply(vuf_checker *c, const vuf_event *ev, const vuf_msg_view *v)
     bool explicit_reply = p->owed == VUF_OWED_EXPLICIT;
     const vuf_payload_def *lay = vuf_reply_layout(c->spec, d, explicit_reply);
     uint64_t exp = 0;
-    /* (a provisional message, from a later rst than the table follows, may
-     * be unknown to the responder: a NEED_REPLY one gets the ack form too) */
-    bool unknown_to_peer = d->provisional && p->need_reply;
+    /* (a provisional message, from a later rst than the table follows, or
+     * one whose feature the responder may lack (an optional reply) may be
+     * unknown to it: a NEED_REPLY one gets the ack form too) */
+    bool unknown_to_peer = (d->provisional || p->optional) && p->need_reply;
     if (explicit_reply && (p->broke_any || unknown_to_peer) && len == 8 &&
         vuf_payload_check_size(lay, VUF_SIZE_EXACT, pl, len, &exp) != VUF_SZ_OK) {
         /* A request that broke a rule (out of its gate, malformed) answered

@@ -290,7 +290,7 @@ typedef struct {
     uint64_t virtio, proto;
 } offer;
 
-/* "protocol A B; virtio C; device blk": what the back-end lacks, or NULL. */
+/* "protocol A B; virtio C; device blk|any": what the back-end (or --device) lacks, or NULL. */
 static const char *unmet(const vuf_spec *s, const char *needs, const offer *o, const char *device,
                          char *why, size_t cap)
 {
@@ -306,6 +306,12 @@ static const char *unmet(const vuf_spec *s, const char *needs, const offer *o, c
             space = 1;
         } else if (!strcmp(w, "device")) {
             space = 2;
+        } else if (space == 2 && !strcmp(w, "any")) {
+            /* a ring index is judged against the device's queue count */
+            if (!device) {
+                snprintf(why, cap, "a device type (--device blk|net|...), to judge a ring index");
+                return why;
+            }
         } else if (space == 2) {
             if (!device || strcmp(device, w)) {
                 snprintf(why, cap, "a %s device (--device %s)", w, w);
@@ -764,6 +770,14 @@ static void write_json(const char *path, const char *target, conf_case *cs, size
         vuf_json_end(&j);
     }
     vuf_json_end(&j);
+    vuf_json_object(&j, "total");
+    for (int v = 0; v < 5; v++) {
+        uint64_t sum = 0;
+        for (size_t g = 0; g < ng; g++)
+            sum += counts[g][v];
+        vuf_json_u64(&j, verdict_name[v], sum);
+    }
+    vuf_json_end(&j);
     vuf_json_end(&j);
     vuf_json_finish(&j);
     fclose(f);
@@ -1046,6 +1060,21 @@ int vuf_cmd_conform(int argc, char **argv)
                counts[g][V_FAIL], counts[g][V_SKIP], counts[g][V_ERROR]);
     printf("%-16s %6u %6u %6u %6u %6u   (%.1f s)\n", "total", total[V_PASS], total[V_WARN],
            total[V_FAIL], total[V_SKIP], total[V_ERROR], secs);
+    /* why cases were skipped: one line per reason */
+    for (size_t i = 0; i < n; i++) {
+        if (cs[i].v != V_SKIP)
+            continue;
+        bool first = true;
+        unsigned same = 0;
+        for (size_t k = 0; k < n; k++) {
+            if (cs[k].v == V_SKIP && !strcmp(cs[k].reason, cs[i].reason)) {
+                first = first && k >= i;
+                same++;
+            }
+        }
+        if (first)
+            printf("SKIP %u case%s: %s\n", same, vuf_plural(same), cs[i].reason);
+    }
     for (size_t i = 0; i < n; i++)
         if (cs[i].v == V_FAIL)
             printf("FAIL %s/%s (%s, %s): %s\n", cs[i].group, cs[i].id,

@@ -36,7 +36,8 @@
 static const char usage_line[] =
     "usage: vufuzz fuzz (--connect PATH [--pid PID] | --exec 'CMD ... {socket}')\n"
     "                   [--corpus DIR]... [--out DIR] [--seconds N] [--runs N] [--jobs N]\n"
-    "                   [--seed N] [--device TYPE] [--level must|should] [--coverage]\n"
+    "                   [--seed N] [--device TYPE] [--level must|should]\n"
+    "                   [--coverage | --coverage-count-only]\n"
     "                   [--map-size N] [--max-len N] [--json FILE] [--quiet]\n"
     "                   [--reply-timeout MS] [--backend-log FILE] [--ready-timeout MS]\n"
     "                   [--spec FILE]";
@@ -75,6 +76,8 @@ static void usage(FILE *f)
             "  --coverage       read the edge map of a back-end built with afl-clang-fast\n"
             "                   (needs --exec: vufuzz makes the map and passes\n"
             "                   __AFL_SHM_ID to the back-end it starts)\n"
+            "  --coverage-count-only  read and count the edges, but keep no input for a\n"
+            "                   new edge (a baseline for --coverage's feedback)\n"
             "  --map-size N     the map's size in bytes (default 65536; AFL_MAP_SIZE)\n"
             "  --max-len N      the largest session in bytes, packed (default 16384)\n"
             "  --json FILE      the final report as JSON (for CI)\n"
@@ -99,7 +102,7 @@ typedef struct {
     const char *out, *device, *json;
     uint64_t seconds, runs, jobs, seed, map_size, max_len;
     vuf_level level;
-    bool coverage, quiet;
+    bool coverage, coverage_count_only, quiet;
 } config;
 
 static volatile sig_atomic_t stop_requested;
@@ -515,7 +518,8 @@ static int run_worker(const config *cfg, unsigned index, int status_fd, progress
                             .seed = cfg->seed + index * 0x9e3779b97f4a7c15ull,
                             .max_len = cfg->max_len,
                             .edges = w.map ? vuf_aflmap_bytes(w.map) : NULL,
-                            .edges_len = w.map ? vuf_aflmap_size(w.map) : 0};
+                            .edges_len = w.map ? vuf_aflmap_size(w.map) : 0,
+                            .edges_count_only = cfg->coverage_count_only};
     w.camp = vuf_campaign_new(&co);
     vuf_harness_opts ho = {.custom = vuf_backend_target(w.be, cfg->spec),
                            .strict = cfg->level == VUF_MUST ? VUF_STRICT_OFF : VUF_STRICT_ON,
@@ -724,6 +728,7 @@ enum {
     O_DEVICE,
     O_LEVEL,
     O_COVERAGE,
+    O_COVERAGE_COUNT,
     O_MAP_SIZE,
     O_MAX_LEN,
     O_JSON,
@@ -744,6 +749,7 @@ int vuf_cmd_fuzz(int argc, char **argv)
                                        [O_DEVICE] = {"--device", "TYPE"},
                                        [O_LEVEL] = {"--level", "L"},
                                        [O_COVERAGE] = {"--coverage", NULL},
+                                       [O_COVERAGE_COUNT] = {"--coverage-count-only", NULL},
                                        [O_MAP_SIZE] = {"--map-size", "N"},
                                        [O_MAX_LEN] = {"--max-len", "N"},
                                        [O_JSON] = {"--json", "FILE"},
@@ -804,6 +810,9 @@ int vuf_cmd_fuzz(int argc, char **argv)
             break;
         case O_COVERAGE:
             cfg.coverage = true;
+            break;
+        case O_COVERAGE_COUNT:
+            cfg.coverage = cfg.coverage_count_only = true;
             break;
         case O_MAP_SIZE:
             num = &cfg.map_size, lo = 256, hi = 1u << 26;
