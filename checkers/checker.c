@@ -71,6 +71,7 @@ typedef struct {
     unsigned line;
 } unowed_t;
 #define MAX_UNOWED 8
+#define MAX_LATE 8
 
 struct vuf_checker {
     const vuf_spec *spec;
@@ -89,7 +90,11 @@ struct vuf_checker {
      * request is pending (the responder reads in order and may not have
      * read the later ones). */
     bool broke_unanswered[VUF_CHAN_COUNT];
-    pending_t late[VUF_CHAN_COUNT]; /* a timed-out request whose reply may still come */
+    /* Requests whose reply may still come, oldest first: the requester
+     * stopped waiting (timed out), the reply was optional, or the requester
+     * went on before it could come (pipelined: then it is owed, in order) */
+    pending_t late[VUF_CHAN_COUNT][MAX_LATE];
+    size_t nlate[VUF_CHAN_COUNT];
     unowed_t unowed[VUF_CHAN_COUNT][MAX_UNOWED]; /* oldest first */
     size_t nunowed[VUF_CHAN_COUNT];
     region_t regions[MAX_REGIONS], regions_before[MAX_REGIONS];
@@ -164,7 +169,7 @@ void vuf_checker_reset(vuf_checker *c)
     memset(c->pending, 0, sizeof c->pending);
     memset(c->broke_unanswered, 0, sizeof c->broke_unanswered);
     memset(c->nunowed, 0, sizeof c->nunowed);
-    memset(c->late, 0, sizeof c->late);
+    memset(c->nlate, 0, sizeof c->nlate);
     c->maybe_proto = 0;
     memset(c->rings, 0, sizeof c->rings);
     for (int ch = 0; ch < VUF_CHAN_COUNT; ch++)
@@ -421,26 +426,39 @@ static void owed_missing(vuf_checker *c, vuf_channel ch, int closer, const char 
                 report(c, VUF_RULE_REACT_CLOSE, responder,
                        "closed the channel instead of answering %s%s, which broke no rule",
                        pname(p), at_line(p->line, true).s);
-        } else if (closer < 0 && p->timed_out) {
-            c->late[ch] = *p; /* its reply may still come, late */
-        } else if (closer < 0 && p->optional) {
-            if (!c->late[ch].active)
-                c->late[ch] = *p; /* its reply may come after the next request */
-        } else if (closer < 0 && (!c->late[ch].active || !c->late[ch].pipelined)) {
-            /* the responder had no chance yet: its reply may come after
-             * the next request; it is missing if a later reply or the end
-             * comes first */
-            c->late[ch] = *p;
-            c->late[ch].pipelined = true;
-        } else if (closer < 0 && !p->optional) {
-            report(c, VUF_RULE_REPLY_MISSING, responder, "no %s to %s%s %s",
-                   p->owed == VUF_OWED_EXPLICIT ? "reply" : "ack", pname(p),
-                   at_line(p->line, true).s, when);
+        } else if (closer < 0) {
+            /* its reply may still come: late (timed out), optional, or
+             * after the next request (the responder had no chance yet: it
+             * is missing if a later reply or the end comes first) */
+            if (c->nlate[ch] == MAX_LATE) { /* the oldest is given up on */
+                memmove(&c->late[ch][0], &c->late[ch][1], (MAX_LATE - 1) * sizeof(pending_t));
+                c->nlate[ch]--;
+            }
+            pending_t *l = &c->late[ch][c->nlate[ch]++];
+            *l = *p;
+            l->pipelined = !p->timed_out && !p->optional;
+            (void)when;
         }
     }
     if (closer >= 0)
-        c->late[ch].active = false;
+        c->nlate[ch] = 0;
     p->active = false;
+}
+
+/* The pipelined requests before index `upto` of the late list got nothing
+ * though the responder answered a later request: each is missing. */
+static void late_skipped(vuf_checker *c, vuf_channel ch, vuf_side s, size_t upto)
+{
+    for (size_t i = 0; i < upto && i < c->nlate[ch]; i++) {
+        const pending_t *l = &c->late[ch][i];
+        if (l->pipelined)
+            report(
+                c, VUF_RULE_REPLY_MISSING, s, "no %s to %s%s before the reply to a later request",
+                l->owed == VUF_OWED_EXPLICIT ? "reply" : "ack", pname(l), at_line(l->line, true).s);
+    }
+    size_t n = upto < c->nlate[ch] ? upto : c->nlate[ch];
+    memmove(&c->late[ch][0], &c->late[ch][n], (c->nlate[ch] - n) * sizeof(pending_t));
+    c->nlate[ch] -= n;
 }
 
 /* ---------- memory and rings ---------- */
@@ -702,18 +720,20 @@ static void on_reply(vuf_checker *c, const vuf_event *ev, const vuf_msg_view *v)
     pending_t *p = &c->pending[ch];
     if (v->hdr.flags & VUF_F_NEED_REPLY)
         report(c, VUF_RULE_HDR_NEED_REPLY_ON_REPLY, s, "NEED_REPLY set on a reply");
-    pending_t *late = &c->late[ch];
-    if (late->active && v->hdr.request == late->id && (!p->active || p->id != late->id)) {
-        late->active = false; /* the reply the requester stopped waiting for */
-        return;
+    /* a responder answers in order: the oldest outstanding request with
+     * this id (one the requester stopped waiting for yields to the latest
+     * request with the same id) */
+    for (size_t i = 0; i < c->nlate[ch]; i++) {
+        const pending_t *l = &c->late[ch][i];
+        if (l->id != v->hdr.request || (!l->pipelined && p->active && p->id == l->id))
+            continue;
+        late_skipped(c, ch, s, i);
+        memmove(&c->late[ch][0], &c->late[ch][1], (c->nlate[ch] - 1) * sizeof(pending_t));
+        c->nlate[ch]--;
+        return; /* accepted, not judged: the requester had gone on */
     }
-    if (late->active && late->pipelined) {
-        /* a later request answered first: the pipelined one got nothing */
-        report(c, VUF_RULE_REPLY_MISSING, s, "no %s to %s%s before the reply to a later request",
-               late->owed == VUF_OWED_EXPLICIT ? "reply" : "ack", pname(late),
-               at_line(late->line, true).s);
-        late->active = false;
-    }
+    if (p->active && v->hdr.request == p->id)
+        late_skipped(c, ch, s, c->nlate[ch]); /* the latest answered first */
     if (!p->active || v->hdr.request != p->id) {
         /* an answer to an earlier message that owed none? */
         for (size_t i = 0; i < c->nunowed[ch]; i++) {
@@ -927,8 +947,10 @@ size_t vuf_checker_finish(vuf_checker *c)
                          at_line(p->line, true).s);
             c->cur_name = NULL;
         }
-        pending_t *l = &c->late[ch];
-        if (l->active && l->pipelined) {
+        for (size_t i = 0; i < c->nlate[ch]; i++) {
+            const pending_t *l = &c->late[ch][i];
+            if (!l->pipelined)
+                continue;
             c->cur_name = l->def ? l->def->name : NULL;
             vuf_violation *v =
                 add(c, VUF_RULE_REPLY_MISSING, VUF_MUST, responder_of(c, ch), l->line);
@@ -939,7 +961,7 @@ size_t vuf_checker_finish(vuf_checker *c)
             c->cur_name = NULL;
         }
         p->active = false;
-        l->active = false;
+        c->nlate[ch] = 0;
     }
     return c->nv - n0;
 }
@@ -947,9 +969,9 @@ size_t vuf_checker_finish(vuf_checker *c)
 size_t vuf_checker_end_capture(vuf_checker *c)
 {
     for (int ch = 0; ch < VUF_CHAN_COUNT; ch++) {
-        for (int k = 0; k < 2; k++) {
-            pending_t *p = k ? &c->late[ch] : &c->pending[ch];
-            if (p->active && p->owed && !p->optional && !c->closed[ch] &&
+        for (size_t k = 0; k <= c->nlate[ch]; k++) {
+            pending_t *p = k ? &c->late[ch][k - 1] : &c->pending[ch];
+            if (p->active && p->owed && !p->optional && !p->timed_out && !c->closed[ch] &&
                 c->nincomplete < sizeof c->incomplete / sizeof c->incomplete[0]) {
                 vuf_incomplete *in = &c->incomplete[c->nincomplete++];
                 in->channel = (vuf_channel)ch;
@@ -959,6 +981,7 @@ size_t vuf_checker_end_capture(vuf_checker *c)
             }
             p->active = false;
         }
+        c->nlate[ch] = 0;
     }
     return c->nincomplete;
 }

@@ -186,7 +186,10 @@ static char **collect(char **args, size_t n, size_t *count)
         size_t first = k;
         for (struct dirent *e; (e = readdir(d));) {
             char path[4096];
-            snprintf(path, sizeof path, "%s/%s", args[i], e->d_name);
+            int dl = (int)strlen(args[i]);
+            while (dl > 1 && args[i][dl - 1] == '/')
+                dl--; /* "corpus/" names corpus/x, not corpus//x */
+            snprintf(path, sizeof path, "%.*s/%s", dl, args[i], e->d_name);
             if (e->d_name[0] != '.' && stat(path, &st) == 0 && S_ISREG(st.st_mode) &&
                 !push(&v, &k, &cap, path))
                 break;

@@ -388,19 +388,26 @@ VUF_TEST(notes)
           c ? vuf_checker_violation_count(c) : 0,
           c && vuf_checker_violation_count(c) ? vuf_checker_violation(c, 0)->rule->id : "-");
     vuf_checker_free(c);
-    /* without the timeout note, replies in order are fine (a reply owed may
-     * come after the next request), the later one first is a finding */
+    /* without the timeout note, the requester went on before the reply
+     * (pipelined): answered in order, that is no violation either... */
+    n = strstr(text, "note backend timeout");
+    if (n)
+        memcpy(n, "#", 1);
+    c = judge_capture("no-timeout", text, NULL);
+    CHECK(c && vuf_checker_violation_count(c) == 0, "pipelined, answered in order: %zu",
+          c ? vuf_checker_violation_count(c) : 0);
+    vuf_checker_free(c);
+    /* ... but the later request answered first leaves the earlier without one */
     snprintf(text, sizeof text,
              "%sF>B main SET_BACKEND_REQ_FD need_reply fds=socket\n"
              "B>F main SET_BACKEND_REQ_FD reply u64=0\n"
              "open backend\n"
              "B>F backend BACKEND_CONFIG_CHANGE_MSG need_reply\n"
              "B>F backend BACKEND_VRING_HOST_NOTIFIER_MSG need_reply u64=0x100 size=0 offset=0\n"
-             "F>B backend BACKEND_VRING_HOST_NOTIFIER_MSG reply u64=0\n"
-             "F>B backend BACKEND_CONFIG_CHANGE_MSG reply u64=0\n",
+             "F>B backend BACKEND_VRING_HOST_NOTIFIER_MSG reply u64=0\n",
              hs);
-    c = judge_capture("no-timeout", text, NULL);
-    CHECK(find(c, "REPLY-MISSING") || find(c, "REPLY-ID-MISMATCH"), "without the note: a finding");
+    c = judge_capture("out-of-order", text, NULL);
+    CHECK(find(c, "REPLY-MISSING"), "the later answered first: REPLY-MISSING");
     vuf_checker_free(c);
 }
 
