@@ -1171,3 +1171,26 @@ size_t vuf_mutator_without_action(const uint8_t *data, size_t size, size_t i, ui
     vuf_session_free(s);
     return n;
 }
+
+/* ---------- one message, for inputs of other shapes ---------- */
+
+bool vuf_mutator_mutate_message(vuf_mutator *m, Vuf__Message *msg, vuf_channel ch, unsigned sd)
+{
+    seed(m, sd);
+    vuf_session_guest_of(NULL, &m->guest);
+    for (int tries = 0; tries < 4; tries++)
+        if (below(m, 4) ? mutate_table_message(m, msg, ch == VUF_CHAN_BACKEND)
+                        : mutate_message(m, &msg->base, 0))
+            return true;
+    return false;
+}
+
+void vuf_mutator_seed(vuf_mutator *m, unsigned sd)
+{
+    seed(m, sd);
+}
+
+uint64_t vuf_mutator_below(vuf_mutator *m, uint64_t n)
+{
+    return below(m, n);
+}

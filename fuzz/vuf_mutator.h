@@ -16,9 +16,11 @@
 #ifndef VUF_MUTATOR_H
 #define VUF_MUTATOR_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
+#include "vuf_session.h"
 #include "vuf_spec.h"
 
 /* Leaf byte mutation supplied by the engine (libFuzzer's LLVMFuzzerMutate),
@@ -45,5 +47,32 @@ const char *vuf_mutator_last(const vuf_mutator *m);
 size_t vuf_mutator_trim_steps(const uint8_t *data, size_t size);
 size_t vuf_mutator_without_action(const uint8_t *data, size_t size, size_t i, uint8_t *out,
                                   size_t max);
+
+/* One session Message mutated as the session mutator mutates the messages
+ * of its actions (the table's way mostly: a field of the layout, a value,
+ * a derived field broken, another message, header bits; now and then any
+ * field of the descriptor), as sent on channel ch. Deterministic for a
+ * given seed. false: nothing changed. For inputs of other shapes that
+ * hold Messages: the back-end sessions of vuf_mutator_mutate_backend. */
+bool vuf_mutator_mutate_message(vuf_mutator *m, Vuf__Message *msg, vuf_channel ch, unsigned seed);
+
+/* The mutator's random numbers, for mutations written around it: seed,
+ * then values below n (0 when n is 0). */
+void vuf_mutator_seed(vuf_mutator *m, unsigned seed);
+uint64_t vuf_mutator_below(vuf_mutator *m, uint64_t n);
+
+/* ---- back-end sessions (fuzz/mutator_backend.c) ----
+ * Mutate a back-end session (role backend, docs/session-format.md) in
+ * data[0..size) in place, at most max bytes: deviations inserted after the
+ * front-end messages it expects (a reply laid over the device's, with a
+ * field, a size, an id, flags or fds changed; a GET_FEATURES or
+ * GET_PROTOCOL_FEATURES reply with bits beyond the device's; a back-end
+ * channel request
+ * from the table, with and without NEED_REPLY; a delay; a close; raw
+ * bytes; a resize), deleted, duplicated, swapped, or their messages
+ * mutated with vuf_mutator_mutate_message. The expectations themselves
+ * stay in their order. Returns the new size (garbage becomes an empty back-end session). */
+size_t vuf_mutator_mutate_backend(vuf_mutator *m, const vuf_spec *spec, uint8_t *data, size_t size,
+                                  size_t max, unsigned seed);
 
 #endif

@@ -30,12 +30,6 @@ struct vuf_backend {
     off_t log_mark;          /* the log's size when the session began */
 };
 
-static const char *const sanitizer_marks[] = {
-    "ERROR: AddressSanitizer", "ERROR: LeakSanitizer",
-    "runtime error:",          "SUMMARY: UndefinedBehaviorSanitizer",
-    "ERROR: MemorySanitizer",  "WARNING: ThreadSanitizer",
-};
-
 vuf_backend *vuf_backend_new(const vuf_backend_opts *o, char *err, size_t errcap)
 {
     if (!!o->connect_path + !!o->exec_cmd != 1) {
@@ -162,17 +156,6 @@ static int pid_of(void *ctx)
 }
 
 /* The last line of a log tail holding `mark`, for a one-line text. */
-static void line_with(const char *tail, const char *mark, char *out, size_t cap)
-{
-    const char *p = strstr(tail, mark);
-    const char *s = p;
-    while (s > tail && s[-1] != '\n')
-        s--;
-    const char *e = strchr(p, '\n');
-    size_t n = e ? (size_t)(e - s) : strlen(s);
-    snprintf(out, cap, "%.*s", (int)(n < cap ? n : cap - 1), s);
-}
-
 /* 1 if every thread of pid sleeps (S: in poll, accept, read; T: stopped),
  * 0 if one runs or is dying, -1 if the process is gone. */
 static int threads_asleep(int pid)
@@ -224,11 +207,11 @@ static bool report_since(const char *path, off_t from)
     close(fd);
     if (k <= 0)
         return false;
+    for (ssize_t i = 0; i < k; i++)
+        if (!buf[i])
+            buf[i] = ' '; /* a NUL in the output does not end the search */
     buf[k] = 0;
-    for (size_t i = 0; i < sizeof sanitizer_marks / sizeof *sanitizer_marks; i++)
-        if (memmem(buf, (size_t)k, sanitizer_marks[i], strlen(sanitizer_marks[i])))
-            return true;
-    return false;
+    return vuf_proc_crash_line(buf, false, NULL, 0, NULL) != NULL;
 }
 
 /* After a session, before judging the process: let it finish what the
@@ -291,13 +274,9 @@ static int check(void *ctx, vuf_finding *f)
     char tail[8192], line[300], st[128];
     vuf_proc_state s = vuf_proc_poll(b->proc);
     vuf_proc_log_tail(b->proc, tail, sizeof tail);
-    const char *mark = NULL;
-    for (size_t i = 0; i < sizeof sanitizer_marks / sizeof *sanitizer_marks && !mark; i++)
-        if (strstr(tail, sanitizer_marks[i]))
-            mark = sanitizer_marks[i];
+    const char *mark = vuf_proc_crash_line(tail, false, line, sizeof line, NULL);
     if (mark && b->reported_start != vuf_proc_starts(b->proc)) {
         b->reported_start = vuf_proc_starts(b->proc);
-        line_with(tail, mark, line, sizeof line);
         f->kind = VUF_FINDING_SANITIZER;
         snprintf(f->rule, sizeof f->rule, "sanitizer");
         snprintf(f->text, sizeof f->text, "the back-end's sanitizer reported: %s (%s)", line,

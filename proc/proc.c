@@ -24,6 +24,7 @@
 #include <unistd.h>
 
 #define SOCKET_TOKEN "{socket}"
+#define MAX_TOKENS 4
 
 struct vuf_proc {
     char *command; /* as given */
@@ -34,6 +35,10 @@ struct vuf_proc {
     char sock[sizeof(((struct sockaddr_un *)0)->sun_path)];
     char log[PATH_MAX];
     bool own_log;
+    int lfd; /* we_listen: vufuzz's listening socket on sock, else -1 */
+    char token[MAX_TOKENS][24];
+    char token_path[MAX_TOKENS][sizeof(((struct sockaddr_un *)0)->sun_path)];
+    size_t ntokens;
     pid_t sup; /* the supervisor: our child, the process group's leader */
     pid_t pid; /* the back-end */
     int pidfd; /* the supervisor's */
@@ -87,8 +92,8 @@ const char *vuf_proc_command_error(const char *command)
     return NULL;
 }
 
-/* command with every {socket} replaced by path in single quotes. */
-static char *substitute(const char *command, const char *path)
+/* command with every `token` replaced by path in single quotes. */
+static char *substitute(const char *command, const char *token, const char *path)
 {
     char q[3 * PATH_MAX];
     size_t n = 0;
@@ -103,15 +108,15 @@ static char *substitute(const char *command, const char *path)
     }
     q[n++] = '\'';
     q[n] = 0;
-    size_t count = 0, tl = strlen(SOCKET_TOKEN);
-    for (const char *s = strstr(command, SOCKET_TOKEN); s; s = strstr(s + tl, SOCKET_TOKEN))
+    size_t count = 0, tl = strlen(token);
+    for (const char *s = strstr(command, token); s; s = strstr(s + tl, token))
         count++;
     size_t len = strlen(command) + count * n + 1;
     char *out = malloc(len), *o = out;
     if (!out)
         return NULL;
     for (const char *s = command; *s;) {
-        if (!strncmp(s, SOCKET_TOKEN, tl)) {
+        if (!strncmp(s, token, tl)) {
             memcpy(o, q, n);
             o += n;
             s += tl;
@@ -398,9 +403,21 @@ static void supervisor(const vuf_proc *p, pid_t parent, int devnull, int logfd, 
     _exit(WIFEXITED(st) ? WEXITSTATUS(st) : 127);
 }
 
+/* we_listen: drop the connections a previous run left unaccepted. */
+static void drain_pending(vuf_proc *p)
+{
+    for (int fd; p->lfd >= 0 && (fd = accept4(p->lfd, NULL, NULL, SOCK_CLOEXEC)) >= 0;)
+        close(fd);
+}
+
 static int run(vuf_proc *p, char *err, size_t errcap)
 {
-    unlink(p->sock); /* a socket a previous run left behind */
+    if (p->lfd < 0)
+        unlink(p->sock); /* a socket a previous run left behind */
+    else
+        drain_pending(p);
+    for (size_t i = 0; i < p->ntokens; i++)
+        unlink(p->token_path[i]);
     int logfd = open(p->log, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
     if (logfd < 0)
         return fail(err, errcap, "cannot open the back-end's log %s: %s", p->log, strerror(errno));
@@ -499,7 +516,12 @@ static int wait_listening(vuf_proc *p, char *err, size_t errcap)
 
 static void remove_private(vuf_proc *p)
 {
+    if (p->lfd >= 0)
+        close(p->lfd);
+    p->lfd = -1;
     unlink(p->sock);
+    for (size_t i = 0; i < p->ntokens; i++)
+        unlink(p->token_path[i]);
     if (p->own_log)
         unlink(p->log);
     if (p->dir[0])
@@ -511,6 +533,12 @@ void vuf_proc_free(vuf_proc *p)
 {
     if (!p)
         return;
+    if (p->lfd >= 0) {
+        /* first: a program still waiting to be accepted sees its
+         * connection reset and ends of its own accord */
+        close(p->lfd);
+        p->lfd = -1;
+    }
     vuf_proc_stop(p);
     untrack(p);
     remove_private(p);
@@ -532,6 +560,7 @@ vuf_proc *vuf_proc_start(const vuf_proc_opts *o, char *err, size_t errcap)
         return NULL;
     }
     p->pidfd = -1;
+    p->lfd = -1;
     p->code = -1;
     p->state = VUF_PROC_EXITED;
     p->ready_ms = o->ready_timeout_ms > 0 ? o->ready_timeout_ms : 10000;
@@ -557,14 +586,32 @@ vuf_proc *vuf_proc_start(const vuf_proc_opts *o, char *err, size_t errcap)
      * its pid and exit status are the back-end's */
     p->shell = access("/bin/bash", X_OK) == 0 ? "/bin/bash" : "/bin/sh";
     p->command = strdup(o->command);
-    p->line = substitute(o->command, p->sock);
+    p->line = substitute(o->command, SOCKET_TOKEN, p->sock);
+    for (size_t i = 0; o->tokens && o->tokens[i] && p->line; i++) {
+        if (i == MAX_TOKENS || strlen(o->tokens[i]) + 3 > sizeof p->token[0]) {
+            fail(err, errcap, "too many or too long path tokens");
+            vuf_proc_free(p);
+            return NULL;
+        }
+        snprintf(p->token[i], sizeof p->token[i], "{%s}", o->tokens[i]);
+        snprintf(p->token_path[i], sizeof p->token_path[i], "%s/%s.sock", p->dir, o->tokens[i]);
+        p->ntokens = i + 1;
+        char *l = substitute(p->line, p->token[i], p->token_path[i]);
+        free(p->line);
+        p->line = l;
+    }
     if (!p->command || !p->line) {
         fail(err, errcap, "out of memory");
         vuf_proc_free(p);
         return NULL;
     }
+    if (o->we_listen && (p->lfd = vuf_unix_listen(p->sock)) < 0) {
+        fail(err, errcap, "cannot listen on %s: %s", p->sock, strerror(errno));
+        vuf_proc_free(p);
+        return NULL;
+    }
     track(p);
-    if (run(p, err, errcap) || wait_listening(p, err, errcap)) {
+    if (run(p, err, errcap) || (p->lfd < 0 && wait_listening(p, err, errcap))) {
         vuf_proc_free(p);
         return NULL;
     }
@@ -576,7 +623,89 @@ int vuf_proc_restart(vuf_proc *p, char *err, size_t errcap)
     vuf_proc_stop(p);
     if (run(p, err, errcap))
         return -1;
-    return wait_listening(p, err, errcap);
+    return p->lfd >= 0 ? 0 : wait_listening(p, err, errcap);
+}
+
+int vuf_proc_accept(vuf_proc *p, int timeout_ms, char *err, size_t errcap)
+{
+    if (p->lfd < 0)
+        return fail(err, errcap, "vufuzz does not listen for this program");
+    int64_t until = timeout_ms < 0 ? INT64_MAX : now_ms() + timeout_ms;
+    for (;;) {
+        int fd = accept4(p->lfd, NULL, NULL, SOCK_CLOEXEC);
+        if (fd >= 0)
+            return fd; /* blocking: the listening socket's flag is not inherited */
+        if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR && errno != ECONNABORTED)
+            return fail(err, errcap, "accept on %s: %s", p->sock, strerror(errno));
+        if (vuf_proc_poll(p) != VUF_PROC_RUNNING) {
+            char st[64], tail[300];
+            tail_line(p, tail, sizeof tail);
+            return fail(err, errcap, "the program %s before it connected to %s%s%s",
+                        vuf_proc_status_text(p, st, sizeof st), p->sock,
+                        *tail ? "; its output ends with: " : " (it wrote nothing)", tail);
+        }
+        int64_t left = until - now_ms();
+        if (left <= 0)
+            return fail(err, errcap,
+                        "the program did not connect to %s within %d ms; does the command put "
+                        "%s where its client socket's path goes?",
+                        p->sock, timeout_ms, SOCKET_TOKEN);
+        struct pollfd pf[2] = {{.fd = p->lfd, .events = POLLIN},
+                               {.fd = p->pidfd, .events = POLLIN}};
+        poll(pf, p->pidfd >= 0 ? 2 : 1, left > 50 ? 50 : (int)left);
+    }
+}
+
+int vuf_proc_listen_fd(const vuf_proc *p)
+{
+    return p->lfd;
+}
+
+const char *vuf_proc_token_path(const vuf_proc *p, const char *name)
+{
+    for (size_t i = 0; i < p->ntokens; i++)
+        if (!strncmp(p->token[i] + 1, name, strlen(name)) && p->token[i][strlen(name) + 1] == '}')
+            return p->token_path[i];
+    return NULL;
+}
+
+static const struct {
+    const char *mark;
+    bool sanitizer;
+} crash_marks[] = {
+    {"ERROR: AddressSanitizer", true},
+    {"ERROR: LeakSanitizer", true},
+    {"SUMMARY: UndefinedBehaviorSanitizer", true},
+    {"runtime error:", true},
+    {"ERROR: MemorySanitizer", true},
+    {"WARNING: ThreadSanitizer", true},
+    {"Assertion `", false},                /* the C library's assert() */
+    {"assertion failed", false},           /* glib's g_assert() */
+    {"code should not be reached", false}, /* glib's g_assert_not_reached() */
+    {"Bail out!", false},                  /* glib's fatal message prefix */
+    {"qemu: hardware error", false},       /* QEMU's hw_error(), then abort() */
+};
+
+const char *vuf_proc_crash_line(const char *output, bool asserts, char *line, size_t cap,
+                                bool *sanitizer)
+{
+    for (size_t i = 0; i < sizeof crash_marks / sizeof *crash_marks; i++) {
+        if (!asserts && !crash_marks[i].sanitizer)
+            continue;
+        const char *p = strstr(output, crash_marks[i].mark);
+        if (!p)
+            continue;
+        const char *s = p;
+        while (s > output && s[-1] != '\n')
+            s--;
+        size_t n = strcspn(s, "\n");
+        if (cap)
+            snprintf(line, cap, "%.*s", (int)(n < cap ? n : cap - 1), s);
+        if (sanitizer)
+            *sanitizer = crash_marks[i].sanitizer;
+        return crash_marks[i].mark;
+    }
+    return NULL;
 }
 
 int vuf_proc_exit_code(const vuf_proc *p)

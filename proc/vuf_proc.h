@@ -1,7 +1,10 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /* vuf_proc: a back-end process that vufuzz starts, watches and ends
  * (`--exec 'CMD ... {socket}'`): the monitor's and the external targets'
- * one way to run a program under test.
+ * one way to run a program under test. With `we_listen`, the roles of the
+ * socket are the other way round: vufuzz listens on {socket} and the
+ * program connects to it (a front-end such as QEMU, whose chardev is a
+ * client: `fuzz-frontend --exec`); everything else is the same.
  *
  *   - start: CMD runs under /bin/bash -c (/bin/sh without bash) with every
  *     "{socket}" replaced by a private socket path (a fresh directory of its
@@ -11,7 +14,9 @@
  *     of /proc/net/unix: no probe connection reaches the back-end), or fails
  *     with a one-line reason: the process ended first (its status and the
  *     tail of its log), or it did not listen within the deadline (it is then
- *     stopped);
+ *     stopped). With we_listen: vufuzz listens on the path before the
+ *     program starts, the call returns at once, and vuf_proc_accept waits
+ *     for the program's connection;
  *   - its pid: the process of the group that listens on the socket (bash
  *     runs a simple command as itself; a compound one, a wrapper script,
  *     is searched in /proc), an fd that becomes readable when the run ends
@@ -46,6 +51,12 @@ typedef struct {
     /* its stdout and stderr, appended to (NULL: "backend.log" in the
      * private directory, removed by vuf_proc_free) */
     const char *log_path;
+    /* vufuzz listens on {socket} and the program connects (see above) */
+    bool we_listen;
+    /* more private paths: each "{NAME}" of these names (NULL-terminated) is
+     * replaced like {socket}, by NAME.sock in the private directory (QEMU's
+     * QMP socket: "qmp") */
+    const char *const *tokens;
 } vuf_proc_opts;
 
 typedef enum {
@@ -69,10 +80,31 @@ void vuf_proc_stop(vuf_proc *p);
 /* Stop it, close everything, remove the private directory. NULL is fine. */
 void vuf_proc_free(vuf_proc *p);
 
+/* we_listen: the program's connection to {socket}, in blocking mode, once
+ * it connects (at most timeout_ms, < 0 forever); -1 with a one-line reason
+ * when it ended first (its status and the tail of its log) or did not
+ * connect in time (it keeps running). Connections a previous run left
+ * unaccepted are dropped by a restart. */
+int vuf_proc_accept(vuf_proc *p, int timeout_ms, char *err, size_t errcap);
+/* we_listen: the listening socket, for an event loop that takes the
+ * program's further connections (a front-end that reconnects) with
+ * vuf_proc_accept(p, 0, ...) when it is readable; -1 otherwise. */
+int vuf_proc_listen_fd(const vuf_proc *p);
+/* The path that replaced "{name}" (one of opts.tokens), or NULL. */
+const char *vuf_proc_token_path(const vuf_proc *p, const char *name);
+
 /* Its state now (an ended process is reaped here, without waiting). */
 vuf_proc_state vuf_proc_poll(vuf_proc *p);
 /* EXITED: the exit status; SIGNALED: the signal number; RUNNING: -1. */
 int vuf_proc_exit_code(const vuf_proc *p);
+/* A line of a program's output that says it crashed: a sanitizer's report
+ * (ASan, LSan, UBSan, MSan, TSan), and with `asserts` also an assertion or
+ * abort line (the C library's assert(), glib's g_assert() and fatal
+ * messages, QEMU's hw_error()). NULL when none; else the mark found, the
+ * whole line in line[cap] (cap may be 0), *sanitizer (may be NULL) tells a
+ * sanitizer's. */
+const char *vuf_proc_crash_line(const char *output, bool asserts, char *line, size_t cap,
+                                bool *sanitizer);
 /* Did it end because vuf_proc_stop (or a restart) ended it? */
 bool vuf_proc_stopped_by_us(const vuf_proc *p);
 /* "running", "exited with status 3", "killed by signal 11 (SIGSEGV)". */

@@ -45,6 +45,8 @@ static bool fds_ok(Vuf__Fd *const *fds, size_t n)
  * so do we. */
 static bool enums_ok(const Vuf__Session *s)
 {
+    if (s->has_role && s->role != VUF__ROLE__ROLE_FRONTEND && s->role != VUF__ROLE__ROLE_BACKEND)
+        return false;
     for (size_t i = 0; i < s->n_actions; i++) {
         const Vuf__Action *a = s->actions[i];
         switch (a->action_case) {
@@ -58,6 +60,13 @@ static bool enums_ok(const Vuf__Session *s)
             break;
         case VUF__ACTION__ACTION_RAW:
             if (!fds_ok(a->raw->fds, a->raw->n_fds))
+                return false;
+            break;
+        case VUF__ACTION__ACTION_EXPECT:
+        case VUF__ACTION__ACTION_BACKEND_EXPECT:
+        case VUF__ACTION__ACTION_BE_SEND:
+        case VUF__ACTION__ACTION_BE_BACKEND_SEND: /* the union's Message */
+            if (!fds_ok(a->expect->fds, a->expect->n_fds))
                 return false;
             break;
         case VUF__ACTION__ACTION_BACKEND_REPLY:
@@ -182,4 +191,31 @@ Vuf__Session *vuf_session_load_file(const vuf_spec *s, const char *path, bool *i
     }
     free(buf);
     return ses;
+}
+
+bool vuf_session_insert_action(Vuf__Session *s, Vuf__Action *a, size_t at)
+{
+    if (!a)
+        return false;
+    Vuf__Action **na = realloc(s->actions, (s->n_actions + 1) * sizeof *na);
+    if (!na) {
+        protobuf_c_message_free_unpacked(&a->base, NULL);
+        return false;
+    }
+    s->actions = na;
+    if (at > s->n_actions)
+        at = s->n_actions;
+    memmove(na + at + 1, na + at, (s->n_actions - at) * sizeof *na);
+    na[at] = a;
+    s->n_actions++;
+    return true;
+}
+
+void vuf_session_remove_action(Vuf__Session *s, size_t i)
+{
+    if (i >= s->n_actions)
+        return;
+    protobuf_c_message_free_unpacked(&s->actions[i]->base, NULL);
+    memmove(s->actions + i, s->actions + i + 1, (s->n_actions - i - 1) * sizeof *s->actions);
+    s->n_actions--;
 }

@@ -22,6 +22,10 @@ typedef struct {
     Vuf__Session *ses;
     size_t cap; /* of ses->actions */
     unsigned config_line;
+    /* `role backend`: vufuzz plays the back-end (docs/session-format.md,
+     * "Back-end sessions"): F>B lines are expectations, B>F lines actions */
+    bool backend_role;
+    bool by_backend; /* the line being parsed is the back-end's (B>F) */
 } pctx;
 
 static int perr(pctx *c, unsigned col, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
@@ -673,6 +677,37 @@ static int parse_resize(pctx *c, const tok_t *tok, size_t n)
     return 0;
 }
 
+/* ---------- back-end sessions: role, delay ---------- */
+
+static int parse_role(pctx *c, const tok_t *tok, size_t n)
+{
+    if (n != 2 || (strcmp(tok[1].s, "backend") && strcmp(tok[1].s, "frontend")))
+        return perr(c, n < 2 ? c->eol : tok[1].col, "expected 'role backend' or 'role frontend'");
+    if (c->ses->n_actions || c->ses->has_role)
+        return perr(c, tok[0].col, "the role line comes first, once (before every action)");
+    c->ses->has_role = true;
+    c->backend_role = tok[1].s[0] == 'b';
+    c->ses->role = c->backend_role ? VUF__ROLE__ROLE_BACKEND : VUF__ROLE__ROLE_FRONTEND;
+    return 0;
+}
+
+static int parse_delay(pctx *c, const tok_t *tok, size_t n)
+{
+    uint32_t ms;
+    if (!c->backend_role)
+        return perr(c, tok[0].col, "'delay' is a back-end action (a 'role backend' session)");
+    if (n < 2 || !parse_u32(tok[1].s, &ms))
+        return perr(c, n < 2 ? c->eol : tok[1].col, "expected delay MILLISECONDS (a u32)");
+    if (n > 2)
+        return perr(c, tok[2].col, "unexpected '%s' (expected end of line)", tok[2].s);
+    Vuf__Action *a = push_action(c);
+    if (!a)
+        return OOM(c);
+    a->action_case = VUF__ACTION__ACTION_DELAY;
+    a->delay = ms;
+    return 0;
+}
+
 /* ---------- open / close ---------- */
 
 static int parse_open_close(pctx *c, const tok_t *tok, size_t n)
@@ -691,6 +726,19 @@ static int parse_open_close(pctx *c, const tok_t *tok, size_t n)
         else
             return perr(c, tok[i].col, "unexpected '%s' (expected %s)", tok[i].s,
                         open ? "end of line" : "by=F or by=B");
+    }
+    if (c->backend_role) {
+        /* a back-end session: the back-end's closes are actions, the
+         * front-end's side is awaited, not performed */
+        if (!by_backend || open)
+            return 0;
+        Vuf__Action *a = push_action(c);
+        if (!a)
+            return OOM(c);
+        a->action_case = ch == VUF_CHAN_FRONTEND ? VUF__ACTION__ACTION_BE_CLOSE
+                                                 : VUF__ACTION__ACTION_BE_CLOSE_BACKEND;
+        a->be_close = true; /* the union's bool for both */
+        return 0;
     }
     /* the device's side of a recorded conversation is not performed */
     if (by_backend || (open && ch == VUF_CHAN_BACKEND))
@@ -728,12 +776,16 @@ static int attach_message(pctx *c, Vuf__Message *m, vuf_channel ch)
         free_msg(m);
         return OOM(c);
     }
-    if (ch == VUF_CHAN_BACKEND) {
-        a->action_case = VUF__ACTION__ACTION_BACKEND_SEND;
-        a->backend_send = m;
+    bool be = ch == VUF_CHAN_BACKEND;
+    if (c->backend_role && c->by_backend) { /* the back-end's message */
+        a->action_case = be ? VUF__ACTION__ACTION_BE_BACKEND_SEND : VUF__ACTION__ACTION_BE_SEND;
+        *(be ? &a->be_backend_send : &a->be_send) = m;
+    } else if (c->backend_role) { /* the front-end's, awaited */
+        a->action_case = be ? VUF__ACTION__ACTION_BACKEND_EXPECT : VUF__ACTION__ACTION_EXPECT;
+        *(be ? &a->backend_expect : &a->expect) = m;
     } else {
-        a->action_case = VUF__ACTION__ACTION_SEND;
-        a->send = m;
+        a->action_case = be ? VUF__ACTION__ACTION_BACKEND_SEND : VUF__ACTION__ACTION_SEND;
+        *(be ? &a->backend_send : &a->send) = m;
     }
     return 0;
 }
@@ -912,7 +964,7 @@ static int parse_message(pctx *c, const tok_t *tok, size_t n)
 {
     vuf_channel ch;
     if (n < 3)
-        return perr(c, c->eol, "expected a channel and a message after 'F>B'");
+        return perr(c, c->eol, "expected a channel and a message after '%s'", tok[0].s);
     if (parse_channel_tok(tok[1].s, &ch))
         return perr(c, tok[1].col, "bad channel '%s' (expected main or backend)", tok[1].s);
     if (!strncmp(tok[2].s, "short=", 6))
@@ -1003,8 +1055,23 @@ static int parse_line(pctx *c, const char *line, size_t len)
         goto out;
     c->eol = tok[n - 1].col + (unsigned)strlen(tok[n - 1].s);
     const char *k = tok[0].s;
-    if (!strcmp(k, "F>B")) {
+    c->by_backend = !strcmp(k, "B>F");
+    static const char *const frontend_only[] = {"backend-reply", "mem-write", "desc",
+                                                "avail",         "blk",       "kick"};
+    for (size_t i = 0; c->backend_role && i < sizeof frontend_only / sizeof *frontend_only; i++)
+        if (!strcmp(k, frontend_only[i])) {
+            rc = perr(c, tok[0].col,
+                      "'%s' is a front-end action: not in a 'role backend' session (expected "
+                      "F>B, B>F, close, delay, raw, resize or config)",
+                      k);
+            goto out;
+        }
+    if (!strcmp(k, "F>B") || (c->by_backend && c->backend_role)) {
         rc = parse_message(c, tok, n);
+    } else if (!strcmp(k, "role")) {
+        rc = parse_role(c, tok, n);
+    } else if (!strcmp(k, "delay")) {
+        rc = parse_delay(c, tok, n);
     } else if (!strcmp(k, "B>F")) {
         /* the device's side: checked with the trace parser, not performed */
         vuf_trace *t = vuf_trace_new();
@@ -1038,7 +1105,7 @@ static int parse_line(pctx *c, const char *line, size_t len)
     } else {
         rc = perr(c, tok[0].col,
                   "unexpected '%s' (expected F>B, B>F, open, close, config, backend-reply, "
-                  "mem-write, desc, avail, blk, kick, raw or resize)",
+                  "mem-write, desc, avail, blk, kick, raw, resize, role or delay)",
                   k);
     }
 out:

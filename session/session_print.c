@@ -134,9 +134,12 @@ static bool name_resolves(const vuf_spec *s, vuf_channel ch, const char *name)
            (vuf_spec_msg_by_name(s, ch, name) || vuf_spec_msg_by_name(s, VUF_CHAN_COUNT, name));
 }
 
-static void print_message(dbuf *b, const vuf_spec *s, vuf_channel ch, const Vuf__Message *m)
+/* A message line: "F>B" (the front-end's) or "B>F" (a back-end session's
+ * own messages). */
+static void print_message(dbuf *b, const vuf_spec *s, vuf_channel ch, const Vuf__Message *m,
+                          bool by_backend)
 {
-    dput(b, "F>B %s ", ch == VUF_CHAN_BACKEND ? "backend" : "main");
+    dput(b, "%s %s ", by_backend ? "B>F" : "F>B", ch == VUF_CHAN_BACKEND ? "backend" : "main");
     uint8_t hb[VUF_HDR_SIZE];
     if (short_form(m, hb)) {
         dput(b, "short=");
@@ -207,9 +210,35 @@ static void print_action(dbuf *b, const vuf_spec *s, const Vuf__Action *a)
         const Vuf__Message *m = be ? a->backend_send : a->send;
         if (!m)
             return;
-        print_message(b, s, be ? VUF_CHAN_BACKEND : VUF_CHAN_FRONTEND, m);
+        print_message(b, s, be ? VUF_CHAN_BACKEND : VUF_CHAN_FRONTEND, m, false);
         break;
     }
+    case VUF__ACTION__ACTION_EXPECT:
+    case VUF__ACTION__ACTION_BACKEND_EXPECT:
+    case VUF__ACTION__ACTION_BE_SEND:
+    case VUF__ACTION__ACTION_BE_BACKEND_SEND: {
+        /* the union's Message: the case says whose and on which channel */
+        const Vuf__Message *m = a->expect;
+        if (!m)
+            return;
+        vuf_channel ch = a->action_case == VUF__ACTION__ACTION_BACKEND_EXPECT ||
+                                 a->action_case == VUF__ACTION__ACTION_BE_BACKEND_SEND
+                             ? VUF_CHAN_BACKEND
+                             : VUF_CHAN_FRONTEND;
+        print_message(b, s, ch, m,
+                      a->action_case == VUF__ACTION__ACTION_BE_SEND ||
+                          a->action_case == VUF__ACTION__ACTION_BE_BACKEND_SEND);
+        break;
+    }
+    case VUF__ACTION__ACTION_DELAY:
+        dput(b, "delay %u", a->delay);
+        break;
+    case VUF__ACTION__ACTION_BE_CLOSE:
+        dput(b, "close main by=B");
+        break;
+    case VUF__ACTION__ACTION_BE_CLOSE_BACKEND:
+        dput(b, "close backend by=B");
+        break;
     case VUF__ACTION__ACTION_BACKEND_REPLY: {
         const Vuf__BackendReply *r = a->backend_reply;
         if (!r)
@@ -336,6 +365,8 @@ char *vuf_session_format_text(const vuf_spec *s, const Vuf__Session *ses)
     b.p[0] = 0;
     if (!ses || !s)
         return b.p;
+    if (ses->has_role)
+        dput(&b, "role %s\n", ses->role == VUF__ROLE__ROLE_BACKEND ? "backend" : "frontend");
     const Vuf__Config *cf = ses->config;
     if (cf) {
         dput(&b, "config");

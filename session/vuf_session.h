@@ -84,6 +84,12 @@ Vuf__Session *vuf_session_unpack(const uint8_t *data, size_t len);
  * memory or ses is NULL. */
 uint8_t *vuf_session_pack(const Vuf__Session *ses, size_t *len);
 
+/* Edit a session's action list (memory as protobuf-c's unpack makes it):
+ * insert a (malloc'd, taken; freed on failure) at index `at` (clamped to
+ * the end): false when out of memory; remove action i (freed). */
+bool vuf_session_insert_action(Vuf__Session *s, Vuf__Action *a, size_t at);
+void vuf_session_remove_action(Vuf__Session *s, size_t i);
+
 /* Frees parsed and unpacked sessions alike (both are built with malloc). */
 void vuf_session_free(Vuf__Session *ses);
 

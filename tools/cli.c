@@ -274,3 +274,110 @@ int vuf_cli_backend_check(const vuf_backend_opts *o, bool *given, const char *cm
                                    "--reply-timeout goes with --connect or --exec");
     return 0;
 }
+
+/* ---- the front-end under test ---- */
+
+const char vuf_cli_frontend_help[] =
+    "  --device blk|net  the device vufuzz plays (default blk): the reference\n"
+    "                    vhost-user-blk device, or its core with virtio-net's\n"
+    "                    features (the control plane only: no ring is served)\n"
+    "  --firmware        let the guest run its firmware (SeaBIOS boots the blk\n"
+    "                    device's disk, iPXE drives the net device): the rings are\n"
+    "                    started, and stopped at quit; without it QEMU runs with -S\n"
+    "                    and the conversation is the handshake of device realize\n"
+    "  --frontend-log FILE  the front-end's stdout and stderr, appended (default:\n"
+    "                    private files, removed at the end)\n"
+    "  --connect-timeout MS  how long a started front-end may take to connect\n"
+    "                    (default 10000)\n"
+    "  --settle MS       a session ends after MS without a message on either\n"
+    "                    channel (default 300, 60 once QMP answers; with --firmware\n"
+    "                    1500 for blk, 3000 for net)\n"
+    "  --hang-timeout MS  QMP query-status must be answered, and the process gone\n"
+    "                    after QMP quit, within MS (default 5000)\n"
+    "  --pool N          front-ends started ahead of their session (default 1)\n"
+    "  --level must|should  the front-end's violations that are findings\n"
+    "                    (default must)\n";
+
+int vuf_cli_frontend_opt(vuf_frontend_opts *o, int which, const char *val, const char *cmd,
+                         const char *usage_line)
+{
+    uint64_t v = 0;
+    switch (which) {
+    case 0:
+        if (!strcmp(val, "blk"))
+            o->device = VUF_HOSTILE_BLK;
+        else if (!strcmp(val, "net"))
+            o->device = VUF_HOSTILE_NET;
+        else
+            return vuf_cli_usage_error(cmd, usage_line, "bad --device '%s' (blk or net)", val);
+        return 0;
+    case 1:
+        o->firmware = true;
+        return 0;
+    case 2:
+        o->log_path = val;
+        return 0;
+    case 3:
+    case 4:
+    case 5:
+        if (!vuf_parse_u64(val, &v) || v < 1 || v > 600000)
+            return vuf_cli_usage_error(cmd, usage_line, "bad %s '%s' (1..600000 ms)",
+                                       which == 3   ? "--connect-timeout"
+                                       : which == 4 ? "--settle"
+                                                    : "--hang-timeout",
+                                       val);
+        *(which == 3 ? &o->ready_ms : which == 4 ? &o->settle_ms : &o->hang_ms) = (int)v;
+        return 0;
+    case 6:
+        if (!vuf_parse_u64(val, &v) || v > 8)
+            return vuf_cli_usage_error(cmd, usage_line, "bad --pool '%s' (0..8)", val);
+        o->pool = v ? (int)v : -1;
+        return 0;
+    case 7: {
+        vuf_level lv;
+        if (vuf_level_parse(val, &lv) || lv == VUF_NOTE)
+            return vuf_cli_usage_error(cmd, usage_line, "bad --level '%s' (must or should)", val);
+        o->level = lv;
+        return 0;
+    }
+    }
+    return vuf_cli_usage_error(cmd, usage_line, "internal: front-end option %d", which);
+}
+
+/* The boot sector the blk device's disk holds under --firmware: it prints
+ * VUFUZZ-BOOT-OK on COM1 and halts (cld; xor ax,ax; mov ds,ax;
+ * mov si,msg; mov dx,0x3f8; lodsb; test al,al; jz; out dx,al; jmp; hlt). */
+static uint8_t boot_sector[512] = {
+    0xfc, 0x31, 0xc0, 0x8e, 0xd8, 0xbe, 0x16,         0x7c,        0xba, 0xf8, 0x03,
+    0xac, 0x84, 0xc0, 0x74, 0x03, 0xee, 0xeb,         0xf8,        0xf4, 0xeb, 0xfd,
+    'V',  'U',  'F',  'U',  'Z',  'Z',  '-',          'B',         'O',  'O',  'T',
+    '-',  'O',  'K',  '\r', '\n', 0,    [510] = 0x55, [511] = 0xaa};
+
+int vuf_cli_frontend_check(vuf_frontend_opts *o, const char *exec, const char *cmd,
+                           const char *usage_line)
+{
+    static char line[1024];
+    if (exec) {
+        const char *why = vuf_proc_command_error(exec);
+        if (why)
+            return vuf_cli_usage_error(cmd, usage_line, "the --exec command %s", why);
+        o->exec_cmd = exec;
+    } else {
+        /* QEMU 7.2 as Debian ships it: TCG, q35, guest memory shared with
+         * the back-end (memfd, share=on), the device on a client chardev */
+        snprintf(line, sizeof line,
+                 "qemu-system-x86_64 -machine q35,accel=tcg -m 64M "
+                 "-object memory-backend-memfd,id=mem,size=64M,share=on -numa node,memdev=mem "
+                 "-chardev socket,id=c0,path={socket} %s -nographic -nodefaults -display none",
+                 o->device == VUF_HOSTILE_NET
+                     ? "-netdev vhost-user,chardev=c0,id=n0 "
+                       "-device virtio-net-pci,netdev=n0,mac=52:54:00:12:34:56 -boot n"
+                     : "-device vhost-user-blk-pci,chardev=c0");
+        o->exec_cmd = line;
+    }
+    if (o->firmware && o->device == VUF_HOSTILE_BLK) {
+        o->disk_image = boot_sector;
+        o->disk_image_len = sizeof boot_sector;
+    }
+    return 0;
+}

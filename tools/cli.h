@@ -7,6 +7,7 @@
 #include <stdio.h>
 
 #include "vuf_backend.h"
+#include "vuf_frontend.h"
 #include "vuf_json.h"
 #include "vuf_spec.h"
 
@@ -93,6 +94,27 @@ int vuf_cli_backend_opt(vuf_backend_opts *o, int which, const char *val, const c
  * {socket}. */
 int vuf_cli_backend_check(const vuf_backend_opts *o, bool *given, const char *cmd,
                           const char *usage_line);
+
+/* ---- the front-end under test (fuzz-frontend, replay --frontend-exec) ----
+ * Its options, parsed the same way in both commands:
+ *   --device blk|net  --firmware  --frontend-log FILE  --connect-timeout MS
+ *   --settle MS  --hang-timeout MS  --pool N  --level must|should
+ * Used like VUF_CLI_BACKEND_OPTS (FIRST .. FIRST+VUF_CLI_FRONTEND_N-1). */
+#define VUF_CLI_FRONTEND_N 8
+#define VUF_CLI_FRONTEND_OPTS(first)                                                               \
+    [(first)] = {"--device", "blk|net"}, [(first) + 1] = {"--firmware", NULL},                     \
+    [(first) + 2] = {"--frontend-log", "FILE"}, [(first) + 3] = {"--connect-timeout", "MS"},       \
+    [(first) + 4] = {"--settle", "MS"}, [(first) + 5] = {"--hang-timeout", "MS"},                  \
+    [(first) + 6] = {"--pool", "N"}, [(first) + 7] = {"--level", "must|should"}
+extern const char vuf_cli_frontend_help[];
+/* Parse option `which` into *o: 0, or the usage error's status (2). */
+int vuf_cli_frontend_opt(vuf_frontend_opts *o, int which, const char *val, const char *cmd,
+                         const char *usage_line);
+/* After the options: the command (exec, or QEMU's standard line for the
+ * device when NULL) checked and set in o, the firmware's disk (a boot
+ * sector for blk) set: 0, or the usage error's status (2). */
+int vuf_cli_frontend_check(vuf_frontend_opts *o, const char *exec, const char *cmd,
+                           const char *usage_line);
 
 /* ---- signals ----
  * Signals as an fd an event loop polls (a self-pipe): each of sigs, when it

@@ -19,7 +19,8 @@
 #include <unistd.h>
 
 static const char usage_line[] =
-    "usage: vufuzz replay [--sockets | --connect PATH [--pid PID] | --exec 'CMD {socket}']\n"
+    "usage: vufuzz replay [--sockets | --connect PATH [--pid PID] | --exec 'CMD {socket}'\n"
+    "                     | --frontend-exec 'CMD {socket}' [--device blk|net] [--firmware]]\n"
     "                     [--quiet] [--action N] [--stats] [--json] [--raw] [--repeat N]\n"
     "                     [--timeout S] [--reply-timeout MS] [--backend-log FILE]\n"
     "                     [--ready-timeout MS] [--spec FILE] FILE|DIR...";
@@ -40,6 +41,15 @@ static void usage(FILE *f)
             "build, as `vufuzz session check` says) is a bad input, never 'clean'.\n\n"
             "  --sockets    over real socket pairs and the device's connection layer (the\n"
             "               fuzz_session_sockets target), instead of in process\n\n"
+            "Against a front-end instead (back-end sessions, 'role backend': the\n"
+            "findings of `vufuzz fuzz-frontend`; vufuzz plays the reference device with\n"
+            "the session's deviations, a fresh front-end per session):\n"
+            "  --frontend-exec 'CMD'  start the front-end: CMD goes to bash -c with\n"
+            "               {socket} replaced by the path vufuzz listens on (a QEMU\n"
+            "               command gets -qmp and, without --firmware, -S: see\n"
+            "               `vufuzz fuzz-frontend --help`); its oracles: a crash, an\n"
+            "               assertion, a hang (QMP), the front-end's MUST violations\n"
+            "%s\n"
             "Against any vhost-user back-end instead (a new connection per session;\n"
             "replies the checker says are owed are awaited, then a hang is a finding;\n"
             "with --exec, the back-end's last output follows a crash):\n"
@@ -57,7 +67,7 @@ static void usage(FILE *f)
             "  --spec FILE  use this table instead of the built-in one\n\n"
             "Directories are read non-recursively, files in name order.\n"
             "Exit status: 0 every session clean, 1 a finding, 2 bad input or usage.\n",
-            usage_line, vuf_cli_backend_help);
+            usage_line, vuf_cli_frontend_help, vuf_cli_backend_help);
 }
 
 typedef struct {
@@ -117,6 +127,29 @@ static void on_action(void *ctx, size_t i, const Vuf__Action *a)
     char *text = vuf_session_format_action(c->spec, a);
     printf("# action %zu: %s\n", i, text ? text : "?");
     free(text);
+}
+
+/* One session's verdict in a --json report. */
+static void json_verdict(vuf_json *j, const char *file, const vuf_finding *f)
+{
+    vuf_json_object(j, NULL);
+    vuf_json_str(j, "file", file);
+    vuf_json_str(j, "verdict", f->kind ? vuf_finding_kind_name(f->kind) : "clean");
+    if (f->kind) {
+        vuf_json_str(j, "rule", f->rule);
+        vuf_json_u64(j, "action", f->action);
+        vuf_json_str(j, "text", f->text);
+    }
+}
+
+/* A program's last output, as trace comments (the output stays a trace). */
+static void print_output(const char *whose, const char *tail)
+{
+    printf("# the %s's last output:\n", whose);
+    for (const char *l = tail, *e; *l; l = e + !!*e) {
+        e = l + strcspn(l, "\n");
+        printf("#   %.*s\n", (int)(e - l), l);
+    }
 }
 
 static int cmp_str(const void *a, const void *b)
@@ -287,8 +320,105 @@ enum {
     O_REPEAT,
     O_TIMEOUT,
     O_SPEC,
-    O_BACKEND /* VUF_CLI_BACKEND_N of them */
+    O_FRONTEND_EXEC,
+    O_BACKEND,                                 /* VUF_CLI_BACKEND_N of them */
+    O_FRONTEND = O_BACKEND + VUF_CLI_BACKEND_N /* VUF_CLI_FRONTEND_N of them */
 };
+
+/* The end of a report: the totals in the JSON object j is in (NULL: text,
+ * one line when there were several sessions). */
+static void summary(vuf_json *j, size_t n, size_t findings, size_t bad)
+{
+    if (j) {
+        vuf_json_u64(j, "findings", findings);
+        vuf_json_u64(j, "bad_inputs", bad);
+        vuf_json_end(j);
+        vuf_json_finish(j);
+    } else if (n > 1) {
+        printf("%zu sessions: %zu findings, %zu bad inputs\n", n, findings, bad);
+    }
+}
+
+/* ---------- against a front-end ---------- */
+
+static void on_violation(void *ctx, const vuf_violation *v)
+{
+    replay_ctx *c = ctx;
+    if (shown(c) && v->side == VUF_SIDE_FRONTEND)
+        printf("# %s %s side=frontend msg=%s: %s\n", vuf_level_name(v->level), v->rule->id, v->msg,
+               v->text);
+}
+
+static int replay_frontend(const vuf_spec *spec, vuf_frontend_opts *fo, char **files, size_t n,
+                           replay_ctx *ctx, bool json)
+{
+    char err[1024];
+    fo->on_event = on_event;
+    fo->on_action = on_action;
+    fo->on_violation = on_violation;
+    fo->ctx = ctx;
+    fo->pool = -1; /* one at a time: a replay waits for nothing */
+    vuf_frontend *f = vuf_frontend_new(spec, fo, err, sizeof err);
+    if (!f) {
+        fprintf(stderr, "vufuzz replay: %s\n", err);
+        for (size_t i = 0; i < n; i++)
+            free(files[i]);
+        return 2;
+    }
+    vuf_json j;
+    if (json) {
+        vuf_json_init(&j, stdout);
+        vuf_json_object(&j, NULL);
+        vuf_cli_json_meta(&j);
+        vuf_json_str(&j, "frontend", vuf_frontend_command(f));
+        vuf_json_array(&j, "sessions");
+    }
+    size_t findings = 0, bad = 0;
+    for (size_t i = 0; i < n; i++) {
+        vuf_diag d;
+        Vuf__Session *s = vuf_session_load_file(spec, files[i], NULL, &d);
+        vuf_finding fd = {0};
+        vuf_frontend_result r = {0};
+        if (!s) {
+            vuf_cli_print_diag(stderr, &d, true);
+            fd.kind = VUF_FINDING_BAD_INPUT;
+            snprintf(fd.text, sizeof fd.text, "%s", d.text);
+        } else {
+            if (!ctx->quiet)
+                printf("# %s\n", files[i]);
+            ctx->action = 0;
+            fd = vuf_frontend_run(f, s, &r);
+            vuf_session_free(s);
+        }
+        bool is_bad = fd.kind == VUF_FINDING_BAD_INPUT || fd.kind == VUF_FINDING_TARGET_ERROR;
+        bad += is_bad;
+        findings += fd.kind && !is_bad;
+        if (json) {
+            json_verdict(&j, files[i], &fd);
+            vuf_json_str(&j, "status", r.status);
+            vuf_json_str(&j, "frontend_output", r.output);
+            vuf_json_end(&j);
+        } else if (fd.kind == VUF_FINDING_BAD_INPUT) {
+            printf("%s: BAD INPUT at action %zu: %s\n", files[i], fd.action, fd.text);
+        } else if (fd.kind == VUF_FINDING_TARGET_ERROR) {
+            fprintf(stderr, "%s: error: %s\n", files[i], fd.text);
+            printf("%s: TARGET ERROR: %s\n", files[i], fd.text);
+        } else if (fd.kind) {
+            printf("%s: FINDING %s %s at action %zu: %s\n", files[i],
+                   vuf_finding_kind_name(fd.kind), fd.rule, fd.action, fd.text);
+            if (r.output[0])
+                print_output("front-end", r.output);
+        } else {
+            printf("%s: clean (%.2f s, the front-end %s)\n", files[i], r.seconds, r.status);
+        }
+        free(files[i]);
+    }
+    if (json)
+        vuf_json_end(&j);
+    summary(json ? &j : NULL, n, findings, bad);
+    vuf_frontend_free(f);
+    return bad ? 2 : findings ? 1 : 0;
+}
 
 int vuf_cmd_replay(int argc, char **argv)
 {
@@ -301,12 +431,17 @@ int vuf_cmd_replay(int argc, char **argv)
                                        [O_REPEAT] = {"--repeat", "N"},
                                        [O_TIMEOUT] = {"--timeout", "S"},
                                        [O_SPEC] = {"--spec", "FILE"},
+                                       [O_FRONTEND_EXEC] = {"--frontend-exec", "CMD"},
                                        VUF_CLI_BACKEND_OPTS(O_BACKEND),
+                                       VUF_CLI_FRONTEND_OPTS(O_FRONTEND),
                                        {NULL, NULL}};
     const char *spec_path = NULL, *val;
     bool quiet = false, stats = false, json = false, raw = false, sockets = false;
     uint64_t timeout = 10, repeat = 1, focus = 0;
     vuf_backend_opts bo = {0};
+    vuf_frontend_opts fo = {0};
+    const char *frontend_exec = NULL;
+    bool frontend_opts = false;
     char **pos = calloc((size_t)argc, sizeof *pos);
     size_t npos = 0;
     vuf_cli_parser p;
@@ -341,7 +476,18 @@ int vuf_cmd_replay(int argc, char **argv)
         case O_SPEC:
             spec_path = val;
             break;
-        default: /* the back-end's options */
+        case O_FRONTEND_EXEC:
+            frontend_exec = val;
+            break;
+        default: /* the back-end's and the front-end's options */
+            if (k >= O_FRONTEND) {
+                frontend_opts = true;
+                if (vuf_cli_frontend_opt(&fo, k - O_FRONTEND, val, "replay", usage_line)) {
+                    free(pos);
+                    return 2;
+                }
+                break;
+            }
             if (vuf_cli_backend_opt(&bo, k - O_BACKEND, val, "replay", usage_line)) {
                 free(pos);
                 return 2;
@@ -384,6 +530,23 @@ int vuf_cmd_replay(int argc, char **argv)
         return vuf_cli_usage_error("replay", usage_line,
                                    "--sockets or an external back-end, not both");
     }
+    if (frontend_exec && (external || sockets || raw || repeat > 1 || stats)) {
+        free(pos);
+        return vuf_cli_usage_error("replay", usage_line,
+                                   "--frontend-exec goes without --sockets, a back-end, --raw, "
+                                   "--repeat and --stats");
+    }
+    if (frontend_opts && !frontend_exec) {
+        free(pos);
+        return vuf_cli_usage_error("replay", usage_line,
+                                   "--device, --firmware, --frontend-log, --connect-timeout, "
+                                   "--settle, --hang-timeout, --pool and --level go with "
+                                   "--frontend-exec");
+    }
+    if (frontend_exec && vuf_cli_frontend_check(&fo, frontend_exec, "replay", usage_line)) {
+        free(pos);
+        return 2;
+    }
     const vuf_spec *spec = vuf_cli_open_spec(spec_path);
     if (!spec) {
         free(pos);
@@ -391,6 +554,15 @@ int vuf_cmd_replay(int argc, char **argv)
     }
     signal(SIGPIPE, SIG_IGN);
     replay_ctx ctx = {.spec = spec, .quiet = quiet, .focus = focus};
+    if (frontend_exec) {
+        size_t nf;
+        char **ff = collect(pos, npos, &nf);
+        free(pos);
+        int rc = replay_frontend(spec, &fo, ff, nf, &ctx, json);
+        free(ff);
+        vuf_spec_release(spec);
+        return rc;
+    }
     vuf_harness_opts o = {.target = sockets ? VUF_TARGET_KIND_SOCKET : VUF_TARGET_KIND_INPROC,
                           .fd_scan_period = 1,
                           .on_event = on_event,
@@ -465,16 +637,9 @@ int vuf_cmd_replay(int argc, char **argv)
         else if (f.kind)
             findings++;
         if (json) {
-            vuf_json_object(&j, NULL);
-            vuf_json_str(&j, "file", files[i]);
-            vuf_json_str(&j, "verdict", f.kind ? vuf_finding_kind_name(f.kind) : "clean");
-            if (f.kind) {
-                vuf_json_str(&j, "rule", f.rule);
-                vuf_json_u64(&j, "action", f.action);
-                vuf_json_str(&j, "text", f.text);
-                if (tail[0])
-                    vuf_json_str(&j, "backend_output", tail);
-            }
+            json_verdict(&j, files[i], &f);
+            if (f.kind && tail[0])
+                vuf_json_str(&j, "backend_output", tail);
             vuf_json_end(&j);
         } else if (f.kind == VUF_FINDING_BAD_INPUT) {
             fprintf(stderr, "%s: error: bad input: %s\n", files[i], f.text);
@@ -485,13 +650,8 @@ int vuf_cmd_replay(int argc, char **argv)
         } else if (f.kind) {
             printf("%s: FINDING %s %s at action %zu: %s\n", files[i], vuf_finding_kind_name(f.kind),
                    f.rule, f.action, f.text);
-            if (tail[0]) { /* as comments: the output stays a trace */
-                printf("# the back-end's last output:\n");
-                for (char *l = tail, *e; *l; l = e + !!*e) {
-                    e = l + strcspn(l, "\n");
-                    printf("#   %.*s\n", (int)(e - l), l);
-                }
-            }
+            if (tail[0])
+                print_output("back-end", tail);
         } else {
             printf("%s: clean\n", files[i]);
         }
@@ -501,14 +661,7 @@ int vuf_cmd_replay(int argc, char **argv)
         vuf_json_end(&j);
     if (stats)
         print_stats(h, spec, json ? &j : NULL);
-    if (json) {
-        vuf_json_u64(&j, "findings", findings);
-        vuf_json_u64(&j, "bad_inputs", bad);
-        vuf_json_end(&j);
-        vuf_json_finish(&j);
-    } else if (n > 1) {
-        printf("%zu sessions: %zu findings, %zu bad inputs\n", n, findings, bad);
-    }
+    summary(json ? &j : NULL, n, findings, bad);
     free(files);
     vuf_harness_free(h);
     vuf_backend_free(be);
