@@ -75,6 +75,7 @@ fuzz_row "serve --exec" --exec "$V serve --socket {socket}"
 fuzz_row "qemu-storage-daemon --exec" --device blk --exec "$QSD"
 mkdir -p "$tmp/lf-corpus"
 "$VUF_ROOT/build/fuzz/fuzz_session" -max_total_time="$secs" -print_final_stats=1 \
+  -max_len="$(vuf_fuzz_option fuzz_session max_len)" -timeout="$(vuf_fuzz_option fuzz_session timeout)" \
   "$tmp/lf-corpus" "$VUF_ROOT/corpus" >"$tmp/lf.txt" 2>&1 || true
 lf_execs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$tmp/lf.txt" | tail -1)
 lf_rate=$(sed -n 's/^stat::average_exec_per_sec: *//p' "$tmp/lf.txt" | tail -1)
