@@ -119,14 +119,14 @@ static size_t expectations(const Vuf__Session *s, uint32_t *ids, size_t cap)
     return n;
 }
 
-int main(void)
+VUF_TEST(mutations)
 {
-    const vuf_spec *spec = vuf_spec_default();
+    const vuf_spec *spec = vuf_test_table();
     vuf_diag d;
     Vuf__Session *s = vuf_session_parse_text(spec, seed_text, strlen(seed_text), "seed", &d);
     CHECK(s != NULL, "seed parses: %s", d.text);
     if (!s)
-        TEST_END();
+        return;
     size_t slen;
     uint8_t *seed = vuf_session_pack(s, &slen);
     vuf_session_free(s);
@@ -187,5 +187,6 @@ int main(void)
     free(again);
     free(seed);
     vuf_mutator_free(m);
-    TEST_END();
 }
+
+VUF_TEST_MAIN()
