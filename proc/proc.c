@@ -689,23 +689,31 @@ static const struct {
 const char *vuf_proc_crash_line(const char *output, bool asserts, char *line, size_t cap,
                                 bool *sanitizer)
 {
+    /* the earliest mark in the output: a report's first line ("runtime
+     * error: ...", "ERROR: AddressSanitizer: ...") says more than its
+     * SUMMARY */
+    const char *best = NULL;
+    size_t bi = 0;
     for (size_t i = 0; i < sizeof crash_marks / sizeof *crash_marks; i++) {
         if (!asserts && !crash_marks[i].sanitizer)
             continue;
         const char *p = strstr(output, crash_marks[i].mark);
-        if (!p)
-            continue;
-        const char *s = p;
-        while (s > output && s[-1] != '\n')
-            s--;
-        size_t n = strcspn(s, "\n");
-        if (cap)
-            snprintf(line, cap, "%.*s", (int)(n < cap ? n : cap - 1), s);
-        if (sanitizer)
-            *sanitizer = crash_marks[i].sanitizer;
-        return crash_marks[i].mark;
+        if (p && (!best || p < best)) {
+            best = p;
+            bi = i;
+        }
     }
-    return NULL;
+    if (!best)
+        return NULL;
+    const char *s = best;
+    while (s > output && s[-1] != '\n')
+        s--;
+    size_t n = strcspn(s, "\n");
+    if (cap)
+        snprintf(line, cap, "%.*s", (int)(n < cap ? n : cap - 1), s);
+    if (sanitizer)
+        *sanitizer = crash_marks[bi].sanitizer;
+    return crash_marks[bi].mark;
 }
 
 int vuf_proc_exit_code(const vuf_proc *p)

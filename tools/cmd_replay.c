@@ -579,6 +579,9 @@ int vuf_cmd_replay(int argc, char **argv)
             return 2;
         }
         o.custom = vuf_backend_target(be, spec);
+        /* a session ends where the back-end closed, as vufuzz fuzz and
+         * minimize play it: a finding replays the way it was found */
+        o.stop_on_peer_close = true;
     }
     vuf_harness *h = vuf_harness_new(spec, &o);
     if (!h) {
