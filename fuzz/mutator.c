@@ -923,27 +923,9 @@ static Vuf__Action *new_action(Vuf__Action__ActionCase k)
     return a;
 }
 
-static bool insert_action_at(Vuf__Session *s, Vuf__Action *a, size_t at)
-{
-    if (!a)
-        return false;
-    Vuf__Action **na = realloc(s->actions, (s->n_actions + 1) * sizeof *na);
-    if (!na) {
-        protobuf_c_message_free_unpacked(&a->base, NULL);
-        return false;
-    }
-    s->actions = na;
-    if (at > s->n_actions)
-        at = s->n_actions;
-    memmove(na + at + 1, na + at, (s->n_actions - at) * sizeof *na);
-    na[at] = a;
-    s->n_actions++;
-    return true;
-}
-
 static bool insert_action(vuf_mutator *mu, Vuf__Session *s, Vuf__Action *a)
 {
-    return insert_action_at(s, a, below(mu, s->n_actions + 1));
+    return vuf_session_insert_action(s, a, below(mu, s->n_actions + 1));
 }
 
 /* What a driver does, hand-made: 1 to 3 descriptors written from a random
@@ -974,14 +956,14 @@ static bool insert_chain(vuf_mutator *mu, Vuf__Session *s)
         d->flags = (!last || loop ? 1u : 0) | (below(mu, 2) ? 2u : 0) | (below(mu, 8) ? 0 : 4u);
         d->has_next = !last || loop;
         d->next = (last ? base + (uint32_t)below(mu, n) : base + k + 1) % qs;
-        if (!insert_action_at(s, a, at + k))
+        if (!vuf_session_insert_action(s, a, at + k))
             return k > 0;
     }
     Vuf__Action *av = new_action(VUF__ACTION__ACTION_AVAIL);
-    if (!av || !insert_action_at(s, av, at + n))
+    if (!av || !vuf_session_insert_action(s, av, at + n))
         return true;
     av->avail->head = base;
-    insert_action_at(s, new_action(VUF__ACTION__ACTION_KICK), at + n + 1);
+    vuf_session_insert_action(s, new_action(VUF__ACTION__ACTION_KICK), at + n + 1);
     return true;
 }
 
