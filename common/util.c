@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 uint8_t *vuf_read_file(const char *path, size_t max, size_t *len, char *err, size_t errcap)
@@ -156,4 +157,62 @@ void vuf_lines_free(vuf_lines *l)
 {
     free(l->text);
     *l = (vuf_lines){0};
+}
+
+bool vuf_write_file(const char *path, const void *data, size_t len)
+{
+    char tmp[4200];
+    if ((size_t)snprintf(tmp, sizeof tmp, "%s.tmp%d", path, (int)getpid()) >= sizeof tmp) {
+        errno = ENAMETOOLONG;
+        return false;
+    }
+    FILE *f = fopen(tmp, "wb");
+    if (!f)
+        return false;
+    bool ok = fwrite(data, 1, len, f) == len;
+    ok = fclose(f) == 0 && ok;
+    if (ok && rename(tmp, path))
+        ok = false;
+    if (!ok) {
+        int e = errno;
+        unlink(tmp);
+        errno = e;
+    }
+    return ok;
+}
+
+int vuf_mkdir_p(const char *path)
+{
+    char b[4096];
+    if ((size_t)snprintf(b, sizeof b, "%s", path) >= sizeof b) {
+        errno = ENAMETOOLONG;
+        return -1;
+    }
+    for (char *p = b + 1; *p; p++)
+        if (*p == '/') {
+            *p = 0;
+            if (mkdir(b, 0777) && errno != EEXIST)
+                return -1;
+            *p = '/';
+        }
+    return mkdir(b, 0777) && errno != EEXIST ? -1 : 0;
+}
+
+int64_t vuf_now_us(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+int64_t vuf_now_ms(void)
+{
+    return vuf_now_us() / 1000;
+}
+
+double vuf_now_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + ts.tv_nsec / 1e9;
 }

@@ -8,7 +8,10 @@
  *                   whole string, no sign, no space);
  *   vuf_parse_size  a number with an optional K, M or G suffix (powers of 2);
  *   vuf_plural      "" or "s" after a count ("1 byte", "2 bytes");
- *   vuf_lines       a growing text of lines (a conversation for a report).
+ *   vuf_lines       a growing text of lines (a conversation for a report);
+ *   vuf_write_file  a whole file written, replacing the old one at once;
+ *   vuf_mkdir_p     a directory and its parents;
+ *   vuf_now_*       the monotonic clock in us, ms or seconds.
  *
  * Nothing here prints or aborts. */
 #ifndef VUF_UTIL_H
@@ -47,5 +50,16 @@ void vuf_lines_add(vuf_lines *l, const char *line);
 /* Hand the text over (the caller frees it); l is empty again. */
 char *vuf_lines_take(vuf_lines *l);
 void vuf_lines_free(vuf_lines *l);
+
+/* Write path whole: a temporary file beside it, renamed over it, so a reader
+ * never sees half of it. false (errno set) when it could not. */
+bool vuf_write_file(const char *path, const void *data, size_t len);
+/* mkdir -p: 0, or -1 with errno. */
+int vuf_mkdir_p(const char *path);
+
+/* CLOCK_MONOTONIC. */
+int64_t vuf_now_us(void);
+int64_t vuf_now_ms(void);
+double vuf_now_s(void);
 
 #endif

@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /* The back-end under test as the command line names it (vuf_backend.h). */
 #include "vuf_backend.h"
+#include "vuf_util.h"
 #include "vuf_proc.h"
 #include "vuf_target_ext.h"
 
@@ -189,13 +190,6 @@ static int threads_asleep(int pid)
     return n ? asleep : -1;
 }
 
-static int64_t now_us(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
-}
-
 /* Does the output written since offset `from` hold a sanitizer's report? */
 static bool report_since(const char *path, off_t from)
 {
@@ -228,7 +222,7 @@ static void settle(vuf_backend *b)
     if (pid <= 0)
         return;
     const char *log = b->proc ? vuf_proc_log_path(b->proc) : NULL;
-    int64_t t0 = now_us(), until = t0 + DEATH_GRACE_MS * 1000, quiet_since = t0;
+    int64_t t0 = vuf_now_us(), until = t0 + DEATH_GRACE_MS * 1000, quiet_since = t0;
     off_t size = file_size(log);
     bool report = false;
     int calm = 0, wait_us = 50;
@@ -239,7 +233,7 @@ static void settle(vuf_backend *b)
         if (a < 0 && !b->proc)
             return; /* --pid: gone (the target reports it) */
         off_t now_size = file_size(log);
-        int64_t now = now_us();
+        int64_t now = vuf_now_us();
         if (now_size != size) {
             if (!report && now_size > b->log_mark)
                 report = report_since(log, b->log_mark);

@@ -2,6 +2,7 @@
 /* The front-end under test, one process per back-end session, with the
  * oracles (vuf_frontend.h). */
 #include "vuf_frontend.h"
+#include "vuf_util.h"
 #include "vuf_codec.h"
 #include "vuf_proc.h"
 #include "vuf_qmp.h"
@@ -35,13 +36,6 @@ struct vuf_frontend {
     bool be_pipelined;     /* the back-end sent there while one was awaited */
     bool fe_waits;         /* the front-end waits for a reply on the main channel */
 };
-
-static int64_t now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 /* ---------- the output's marks ---------- */
 
@@ -336,7 +330,7 @@ vuf_finding vuf_frontend_run(vuf_frontend *f, const Vuf__Session *s, vuf_fronten
     if (s && s->n_actions && !(s->has_role && s->role == VUF__ROLE__ROLE_BACKEND))
         return finding(VUF_FINDING_BAD_INPUT, "bad-input", 0,
                        "not a back-end session (its first line must be 'role backend')");
-    int64_t t0 = now_ms();
+    int64_t t0 = vuf_now_ms();
     vuf_proc *p = take(f, err, sizeof err);
     if (!p)
         return finding(VUF_FINDING_TARGET_ERROR, "target-error", 0, err);
@@ -363,7 +357,7 @@ vuf_finding vuf_frontend_run(vuf_frontend *f, const Vuf__Session *s, vuf_fronten
     }
     const char *qmp_path = f->qmp ? vuf_proc_token_path(p, "qmp") : NULL;
     phase ph = PLAY;
-    int64_t t_phase = now_ms();
+    int64_t t_phase = vuf_now_ms();
     bool sent = false, we_killed = false, we_termed = false;
     while (ph != DONE) {
         if (vuf_proc_poll(p) != VUF_PROC_RUNNING) {
@@ -392,7 +386,7 @@ vuf_finding vuf_frontend_run(vuf_frontend *f, const Vuf__Session *s, vuf_fronten
                           vuf_hostile_error(f->h));
             break;
         }
-        int64_t now = now_ms();
+        int64_t now = vuf_now_ms();
         vuf_qmp_state qs = vuf_qmp_state_get(f->q);
         switch (ph) {
         case PLAY: {
@@ -469,7 +463,8 @@ vuf_finding vuf_frontend_run(vuf_frontend *f, const Vuf__Session *s, vuf_fronten
         kill(vuf_proc_pid(p), SIGKILL);
         we_killed = true;
     }
-    for (int64_t until = now_ms() + 2000; vuf_proc_poll(p) == VUF_PROC_RUNNING && now_ms() < until;)
+    for (int64_t until = vuf_now_ms() + 2000;
+         vuf_proc_poll(p) == VUF_PROC_RUNNING && vuf_now_ms() < until;)
         usleep(1000);
     vuf_proc_status_text(p, r->status, sizeof r->status);
     vuf_proc_log_tail(p, r->output, sizeof r->output);
@@ -497,7 +492,7 @@ vuf_finding vuf_frontend_run(vuf_frontend *f, const Vuf__Session *s, vuf_fronten
 end:
     f->judging = false;
     vuf_proc_free(p);
-    r->seconds = (double)(now_ms() - t0) / 1000.0;
+    r->seconds = (double)(vuf_now_ms() - t0) / 1000.0;
     r->actions_done = vuf_hostile_actions_done(f->h);
     vuf_hostile_end(f->h);
     vuf_qmp_close(f->q);

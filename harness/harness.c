@@ -3,6 +3,7 @@
  * verdicts (vuf_harness.h). The guest memory and the driver are in guest.c,
  * the typed fds in fdset.c, the targets behind vuf_target.h. */
 #include "vuf_harness.h"
+#include "vuf_util.h"
 #include "harness_int.h"
 #include "vuf_checker.h"
 #include "vuf_codec.h"
@@ -109,13 +110,6 @@ struct vuf_harness {
     vuf_finding f;
     size_t action;
 };
-
-static int64_t now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 /* ---------- findings ---------- */
 
@@ -257,7 +251,7 @@ static void on_event(void *ctx, const vuf_event *ev)
          * REPLY flag answers it) */
         h->maybe_reply = ev->sender == VUF_SIDE_FRONTEND && (hd.flags & VUF_F_NEED_REPLY);
         if (ev->sender == VUF_SIDE_FRONTEND)
-            h->maybe_since = now_ms(); /* also for a reply that is optional */
+            h->maybe_since = vuf_now_ms(); /* also for a reply that is optional */
     }
     if (ev->kind == VUF_EV_MSG && ev->channel == VUF_CHAN_BACKEND &&
         ev->sender == VUF_SIDE_BACKEND && ev->len >= VUF_HDR_SIZE) {
@@ -364,7 +358,7 @@ static void auto_ack(vuf_harness *h);
  * deadline (then: a hang). */
 static void settle_async(vuf_harness *h)
 {
-    int64_t deadline = now_ms() + h->reply_timeout_ms;
+    int64_t deadline = vuf_now_ms() + h->reply_timeout_ms;
     for (;;) {
         h->t->ops->step(h->t);
         collect(h);
@@ -376,7 +370,7 @@ static void settle_async(vuf_harness *h)
             break;
         if (!vuf_checker_reply_owed(h->chk, VUF_CHAN_FRONTEND)) {
             bool maybe = h->maybe_reply || vuf_checker_reply_optional(h->chk, VUF_CHAN_FRONTEND);
-            int64_t grace = maybe ? h->maybe_since + GRACE_MS - now_ms() : 0;
+            int64_t grace = maybe ? h->maybe_since + GRACE_MS - vuf_now_ms() : 0;
             if (grace <= 0)
                 break;
             vuf_pollset p; /* a moment for an ack nobody asked for */
@@ -386,7 +380,7 @@ static void settle_async(vuf_harness *h)
                 h->maybe_reply = false;
             continue;
         }
-        int64_t left = deadline - now_ms();
+        int64_t left = deadline - vuf_now_ms();
         if (left <= 0) {
             finding(h, VUF_FINDING_HANG, "hang",
                     "no reply within %d ms to the request of action %zu that needs one",

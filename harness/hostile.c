@@ -12,6 +12,7 @@
  * closed on every error) and never acts on their content beyond the header
  * and the fd kinds. */
 #include "vuf_hostile.h"
+#include "vuf_util.h"
 #include "harness_int.h"
 #include "vuf_codec.h"
 #include "vuf_ref.h"
@@ -86,13 +87,6 @@ struct vuf_hostile {
     const vuf_msg_def *m_backend_req, *m_kick;
     char err[256];
 };
-
-static int64_t now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 static void close_fd(int *fd)
 {
@@ -310,7 +304,7 @@ static bool send_main(vuf_hostile *h, const uint8_t *buf, size_t len, const int 
 {
     if (h->fe_main < 0)
         return false;
-    h->last = now_ms();
+    h->last = vuf_now_ms();
     tx_track(&h->tx[VUF_CHAN_FRONTEND], buf, len);
     if (vuf_endpoint_send(h->ep_main, buf, len, fds, kinds, nfds, IO_TIMEOUT_MS) != VUF_IO_OK) {
         close_main(h, false); /* the front-end is gone, or stopped reading */
@@ -324,7 +318,7 @@ static bool send_backend(vuf_hostile *h, const uint8_t *buf, size_t len, const i
 {
     if (h->fe_be < 0)
         return false;
-    h->last = now_ms();
+    h->last = vuf_now_ms();
     vuf_hdr hd = {0};
     if (len >= VUF_HDR_SIZE)
         vuf_hdr_decode(buf, &hd);
@@ -698,7 +692,7 @@ static void perform(vuf_hostile *h, const Vuf__Action *a)
         send_built(h, VUF_CHAN_BACKEND, NULL, 0);
         break;
     case VUF__ACTION__ACTION_DELAY:
-        h->delay_until = now_ms() + (a->delay > MAX_DELAY_MS ? MAX_DELAY_MS : a->delay);
+        h->delay_until = vuf_now_ms() + (a->delay > MAX_DELAY_MS ? MAX_DELAY_MS : a->delay);
         break;
     case VUF__ACTION__ACTION_BE_CLOSE:
         close_main(h, false);
@@ -768,7 +762,7 @@ static void run_actions(vuf_hostile *h)
             return;
         }
         if (h->delay_until) {
-            if (now_ms() < h->delay_until)
+            if (vuf_now_ms() < h->delay_until)
                 return;
             h->delay_until = 0;
         }
@@ -871,7 +865,7 @@ static void from_frontend_main(vuf_hostile *h)
     vuf_io_status st = vuf_endpoint_recv(h->ep_main, &m, IO_TIMEOUT_MS);
     if (st == VUF_IO_TIMEOUT && m.len == 0)
         return;
-    h->last = now_ms();
+    h->last = vuf_now_ms();
     if (st != VUF_IO_OK) {
         /* EOF and SHORT: the front-end closed it (the endpoint said so);
          * anything else broke the framing: the device's policy, a close */
@@ -897,7 +891,7 @@ static void from_frontend_backend(vuf_hostile *h)
     vuf_io_status st = vuf_endpoint_recv(h->ep_be, &m, IO_TIMEOUT_MS);
     if (st == VUF_IO_TIMEOUT && m.len == 0)
         return;
-    h->last = now_ms();
+    h->last = vuf_now_ms();
     if (st != VUF_IO_OK) {
         vuf_close_fds(m.fds, &m.nfds);
         close_backend(h, st == VUF_IO_EOF || st == VUF_IO_SHORT);
@@ -955,7 +949,7 @@ int vuf_hostile_begin(vuf_hostile *h, const Vuf__Session *s, int main_fd, char *
     h->rl_main = sv[1];
     h->fe_main = main_fd;
     vuf_endpoint_set_fd(h->ep_main, main_fd);
-    h->last = now_ms();
+    h->last = vuf_now_ms();
     vuf_endpoint_emit_open(h->ep_main, VUF_SIDE_FRONTEND);
     start_group(h); /* the actions before the first F>B line */
     if (h->err[0]) {
@@ -977,7 +971,7 @@ void vuf_hostile_reconnect(vuf_hostile *h, int main_fd)
     h->rl_main = sv[1];
     h->fe_main = main_fd;
     vuf_endpoint_set_fd(h->ep_main, main_fd);
-    h->last = now_ms();
+    h->last = vuf_now_ms();
     vuf_endpoint_emit_open(h->ep_main, VUF_SIDE_FRONTEND);
 }
 
@@ -986,7 +980,7 @@ void vuf_hostile_poll_add(vuf_hostile *h, vuf_pollset *p)
     if (h->conn)
         vuf_ref_conn_poll_add(h->conn, p);
     if (h->delay_until) {
-        vuf_pollset_deadline(p, (int)(h->delay_until - now_ms()));
+        vuf_pollset_deadline(p, (int)(h->delay_until - vuf_now_ms()));
         return; /* nothing is read meanwhile: the front-end's order stays */
     }
     vuf_pollset_add(p, h->rl_be, POLLIN);
@@ -1067,7 +1061,7 @@ bool vuf_hostile_close_unfinished(vuf_hostile *h)
         any = true;
     }
     if (any)
-        h->last = now_ms(); /* the front-end's reaction is part of the session */
+        h->last = vuf_now_ms(); /* the front-end's reaction is part of the session */
     return any;
 }
 
@@ -1076,6 +1070,6 @@ bool vuf_hostile_hang_up(vuf_hostile *h)
     if (h->fe_main < 0)
         return false;
     close_main(h, false);
-    h->last = now_ms(); /* the front-end's reaction is part of the session */
+    h->last = vuf_now_ms(); /* the front-end's reaction is part of the session */
     return true;
 }

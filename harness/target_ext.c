@@ -9,6 +9,7 @@
  * oracles, after each session: the process's fds (/proc/PID/fd against its
  * count before the first session) and the process itself (gone: a crash). */
 #include "vuf_target.h"
+#include "vuf_util.h"
 #include "vuf_target_ext.h"
 
 #include <dirent.h>
@@ -66,13 +67,6 @@ static int count_fds(int pid)
         n += e->d_name[0] != '.';
     closedir(d);
     return n;
-}
-
-static int64_t now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
 static int x_pid(const ext_target *x)
@@ -232,7 +226,7 @@ static int x_findings(vuf_target *t, vuf_finding *f)
     /* the back-end drops a connection's fds when it sees it close: give it
      * a moment */
     int n = count_fds(pid);
-    for (int64_t until = now_ms() + x->o.settle_ms; n > x->baseline && now_ms() < until;) {
+    for (int64_t until = vuf_now_ms() + x->o.settle_ms; n > x->baseline && vuf_now_ms() < until;) {
         usleep(2000);
         n = count_fds(pid);
     }

@@ -7,6 +7,7 @@
  * bounded (live framers: one message and one read); the queues are bounded
  * by queue_max plus one read. */
 #include "vuf_relay.h"
+#include "vuf_util.h"
 #include "vuf_codec.h"
 #include "vuf_framer.h"
 #include "vuf_transport.h"
@@ -69,13 +70,6 @@ struct vuf_relay {
     uint64_t main_fe_peer; /* inode of the front-end's end of the main connection, 0 unknown */
     bool main_fe_peer_known;
 };
-
-static int64_t now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 static void note(vuf_relay *r, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
@@ -346,7 +340,7 @@ static void writer_closed(vuf_relay *r, pipe_t *p)
     }
     if (r->closer < 0) {
         r->closer = p == &r->p[MAIN_FB] ? VUF_SIDE_FRONTEND : VUF_SIDE_BACKEND;
-        r->deadline = now_ms() + r->o.drain_ms;
+        r->deadline = vuf_now_ms() + r->o.drain_ms;
     }
 }
 
@@ -448,7 +442,7 @@ void vuf_relay_poll_add(vuf_relay *r, vuf_pollset *ps)
             p->pi_out = vuf_pollset_add(ps, r->fd[p->to], POLLOUT);
     }
     if (r->closer >= 0)
-        vuf_pollset_deadline(ps, (int)(r->deadline - now_ms()));
+        vuf_pollset_deadline(ps, (int)(r->deadline - vuf_now_ms()));
 }
 
 bool vuf_relay_dispatch(vuf_relay *r, const vuf_pollset *ps)
@@ -474,14 +468,14 @@ bool vuf_relay_dispatch(vuf_relay *r, const vuf_pollset *ps)
     for (int i = MAIN_FB; i <= MAIN_BF && r->closer < 0; i++)
         if (r->p[i].sink_dead) {
             r->closer = i == MAIN_FB ? VUF_SIDE_BACKEND : VUF_SIDE_FRONTEND;
-            r->deadline = now_ms() + r->o.drain_ms;
+            r->deadline = vuf_now_ms() + r->o.drain_ms;
             if (!r->closed[VUF_CHAN_FRONTEND])
                 vuf_endpoint_emit_close(r->p[MAIN_FB].ep, (vuf_side)r->closer);
         }
     if (r->closer >= 0) {
         /* what the closer sent before is delivered, then both sides close */
         const pipe_t *from_closer = &r->p[r->closer == VUF_SIDE_FRONTEND ? MAIN_FB : MAIN_BF];
-        if (!waiting(from_closer) || from_closer->sink_dead || now_ms() >= r->deadline)
+        if (!waiting(from_closer) || from_closer->sink_dead || vuf_now_ms() >= r->deadline)
             r->done = true;
     }
     return !r->done;

@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /* vuf_proc: see vuf_proc.h. */
 #include "vuf_proc.h"
+#include "vuf_util.h"
 #include "vuf_transport.h"
 
 #include <dirent.h>
@@ -51,13 +52,6 @@ struct vuf_proc {
 };
 
 static vuf_proc *all;
-
-static int64_t now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 static void stop_all(void)
 {
@@ -179,7 +173,7 @@ static void nap(const vuf_proc *p, int ms)
  * process group id, stay reserved while it is a zombie). true: it ended. */
 static bool wait_end(vuf_proc *p, int ms)
 {
-    int64_t until = now_ms() + ms;
+    int64_t until = vuf_now_ms() + ms;
     for (;;) {
         siginfo_t si;
         memset(&si, 0, sizeof si);
@@ -187,7 +181,7 @@ static bool wait_end(vuf_proc *p, int ms)
             return errno == ECHILD;
         if (si.si_pid == p->sup)
             return true;
-        int64_t left = until - now_ms();
+        int64_t left = until - vuf_now_ms();
         if (left <= 0)
             return false;
         nap(p, left > 50 ? 50 : (int)left);
@@ -277,7 +271,7 @@ static bool reap(vuf_proc *p)
     signal_group(p, SIGKILL); /* what the back-end left running */
     /* gone once SIGKILL is through (an orphan may stay a zombie under an
      * init that does not reap: that is not running) */
-    for (int64_t until = now_ms() + 2000; run_member(p, NULL, NULL) && now_ms() < until;) {
+    for (int64_t until = vuf_now_ms() + 2000; run_member(p, NULL, NULL) && vuf_now_ms() < until;) {
         struct timespec ts = {.tv_sec = 0, .tv_nsec = 2 * 1000000L};
         nanosleep(&ts, NULL);
     }
@@ -471,7 +465,7 @@ static int run(vuf_proc *p, char *err, size_t errcap)
 /* Until it listens on its socket, it ends, or the deadline. */
 static int wait_listening(vuf_proc *p, char *err, size_t errcap)
 {
-    int64_t until = now_ms() + p->ready_ms;
+    int64_t until = vuf_now_ms() + p->ready_ms;
     for (;;) {
         if (vuf_proc_poll(p) != VUF_PROC_RUNNING) {
             char st[64], tail[300];
@@ -499,7 +493,7 @@ static int wait_listening(vuf_proc *p, char *err, size_t errcap)
                 p->pid = listener;
             return 0;
         }
-        int64_t left = until - now_ms();
+        int64_t left = until - vuf_now_ms();
         if (left <= 0) {
             char tail[300];
             tail_line(p, tail, sizeof tail);
@@ -630,7 +624,7 @@ int vuf_proc_accept(vuf_proc *p, int timeout_ms, char *err, size_t errcap)
 {
     if (p->lfd < 0)
         return fail(err, errcap, "vufuzz does not listen for this program");
-    int64_t until = timeout_ms < 0 ? INT64_MAX : now_ms() + timeout_ms;
+    int64_t until = timeout_ms < 0 ? INT64_MAX : vuf_now_ms() + timeout_ms;
     for (;;) {
         int fd = accept4(p->lfd, NULL, NULL, SOCK_CLOEXEC);
         if (fd >= 0)
@@ -644,7 +638,7 @@ int vuf_proc_accept(vuf_proc *p, int timeout_ms, char *err, size_t errcap)
                         vuf_proc_status_text(p, st, sizeof st), p->sock,
                         *tail ? "; its output ends with: " : " (it wrote nothing)", tail);
         }
-        int64_t left = until - now_ms();
+        int64_t left = until - vuf_now_ms();
         if (left <= 0)
             return fail(err, errcap,
                         "the program did not connect to %s within %d ms; does the command put "

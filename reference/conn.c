@@ -6,6 +6,7 @@
  * fds on every error; this layer never waits past its deadlines and closes
  * the connection when framing breaks. */
 #include "vuf_ref_conn.h"
+#include "vuf_util.h"
 #include "vuf_codec.h"
 #include "vuf_transport.h"
 
@@ -38,13 +39,6 @@ struct vuf_ref_conn {
     size_t nk;
     int be_polled; /* the back-end fd when it was added, or -1 */
 };
-
-static int64_t now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 /* The back-end endpoint follows the device's back-end fd. */
 static vuf_endpoint *be_ep(vuf_ref_conn *c)
@@ -130,7 +124,8 @@ static void apply(vuf_ref_conn *c)
             continue;
         }
         if (m->wants_reply) {
-            c->be_deadline = c->o.backend_timeout_ms >= 0 ? now_ms() + c->o.backend_timeout_ms : 0;
+            c->be_deadline =
+                c->o.backend_timeout_ms >= 0 ? vuf_now_ms() + c->o.backend_timeout_ms : 0;
             c->be_gave_up = 0;
         }
     }
@@ -311,7 +306,7 @@ static void after_fds(vuf_ref_conn *c)
     uint64_t polled = c->o.poll_queues ? vuf_ref_polled_queues(c->dev) : 0;
     for (; c->open && polled; polled &= polled - 1)
         kick(c, (uint32_t)__builtin_ctzll(polled));
-    if (c->open && c->be_deadline && now_ms() >= c->be_deadline)
+    if (c->open && c->be_deadline && vuf_now_ms() >= c->be_deadline)
         vuf_ref_conn_backend_timeout(c);
 }
 
@@ -331,7 +326,7 @@ void vuf_ref_conn_poll_add(vuf_ref_conn *c, vuf_pollset *p)
     if (c->o.poll_queues && vuf_ref_polled_queues(c->dev))
         vuf_pollset_deadline(p, 10);
     if (c->be_deadline)
-        vuf_pollset_deadline(p, (int)(c->be_deadline - now_ms()));
+        vuf_pollset_deadline(p, (int)(c->be_deadline - vuf_now_ms()));
 }
 
 bool vuf_ref_conn_dispatch(vuf_ref_conn *c, const vuf_pollset *p)

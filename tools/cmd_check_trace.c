@@ -48,13 +48,6 @@ static const char *level_arg(vuf_level l)
     return l == VUF_MUST ? "must" : l == VUF_SHOULD ? "should" : "all";
 }
 
-static double now(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + ts.tv_nsec / 1e9;
-}
-
 static int bench(const vuf_spec *s, const vuf_trace *t, long n)
 {
     size_t ev = vuf_trace_count(t);
@@ -62,7 +55,7 @@ static int bench(const vuf_spec *s, const vuf_trace *t, long n)
     if (!c)
         return 2;
     /* baseline: decode every message the same way, without the rules */
-    double t0 = now();
+    double t0 = vuf_now_s();
     size_t sink = 0;
     for (long r = 0; r < n; r++)
         for (size_t i = 0; i < ev; i++) {
@@ -71,14 +64,14 @@ static int bench(const vuf_spec *s, const vuf_trace *t, long n)
             if (e->kind == VUF_EV_MSG && vuf_msg_decode(s, e->channel, e->data, e->len, &v))
                 sink += v.payload_len + (v.def != NULL);
         }
-    double t1 = now();
+    double t1 = vuf_now_s();
     for (long r = 0; r < n; r++) {
         vuf_checker_reset(c);
         for (size_t i = 0; i < ev; i++)
             vuf_checker_feed(c, vuf_trace_event(t, i));
         vuf_checker_end_capture(c);
     }
-    double t2 = now();
+    double t2 = vuf_now_s();
     double total = (double)ev * (double)n;
     printf("events per pass: %zu, passes: %ld, violations per pass: %zu\n", ev, n,
            vuf_checker_violation_count(c));

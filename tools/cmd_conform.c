@@ -516,13 +516,6 @@ static size_t last_main_send(const Vuf__Session *s)
     return 0;
 }
 
-static double now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + ts.tv_nsec / 1e9;
-}
-
 static void setv(conf_case *c, verdict v, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
@@ -578,7 +571,7 @@ static bool alive(runner *r, vuf_finding *f)
 static void run_case(runner *r, conf_case *c)
 {
     observer *o = r->obs;
-    double t0 = now_s();
+    double t0 = vuf_now_s();
     char why[200], err[400], exp[64];
     if (unmet(r->spec, c->needs, &o->off, r->device, why, sizeof why)) {
         setv(c, V_SKIP, "needs %s", why);
@@ -712,7 +705,7 @@ static void run_case(runner *r, conf_case *c)
                  : f.kind ? f.text
                           : "no answer to GET_FEATURES");
     }
-    c->seconds = now_s() - t0;
+    c->seconds = vuf_now_s() - t0;
 }
 
 /* ---------- reports ---------- */
@@ -1016,7 +1009,7 @@ int vuf_cmd_conform(int argc, char **argv)
     printf("vufuzz conform: %zu cases against %s (offers virtio 0x%llx, protocol 0x%llx)\n", nsel,
            vuf_backend_name(be), (unsigned long long)obs.off.virtio,
            (unsigned long long)obs.off.proto);
-    double t0 = now_s();
+    double t0 = vuf_now_s();
     for (size_t i = 0; i < n; i++) {
         if (!selected(&cs[i], cases, ncases, groups, ngroups)) {
             cs[i].v = V_ERROR + 1; /* not run */
@@ -1034,7 +1027,7 @@ int vuf_cmd_conform(int argc, char **argv)
             printf("%s", cs[i].conversation);
         fflush(stdout);
     }
-    double secs = now_s() - t0;
+    double secs = vuf_now_s() - t0;
     /* the summary, group by group */
     char *gnames[64];
     size_t ng = 0;

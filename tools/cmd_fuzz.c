@@ -113,43 +113,6 @@ static void on_stop(int sig)
     stop_requested = 1;
 }
 
-static double now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + ts.tv_nsec / 1e9;
-}
-
-static int mkdir_p(const char *path)
-{
-    char b[4096];
-    snprintf(b, sizeof b, "%s", path);
-    for (char *p = b + 1; *p; p++)
-        if (*p == '/') {
-            *p = 0;
-            if (mkdir(b, 0777) && errno != EEXIST)
-                return -1;
-            *p = '/';
-        }
-    return mkdir(b, 0777) && errno != EEXIST ? -1 : 0;
-}
-
-static bool write_file(const char *path, const void *data, size_t len)
-{
-    char tmp[4200];
-    snprintf(tmp, sizeof tmp, "%s.tmp%d", path, (int)getpid());
-    FILE *f = fopen(tmp, "wb");
-    if (!f)
-        return false;
-    bool ok = fwrite(data, 1, len, f) == len;
-    ok = fclose(f) == 0 && ok;
-    if (ok && rename(tmp, path))
-        ok = false;
-    if (!ok)
-        unlink(tmp);
-    return ok;
-}
-
 /* The first 16 hex digits of the SHA-256 of the bytes: a name. */
 static void hex16(const uint8_t *data, size_t len, char out[17])
 {
@@ -276,14 +239,14 @@ static void save_finding(worker *w, const vuf_finding *f, const uint8_t *input, 
         if (all) {
             memcpy(all, head, (size_t)hn);
             memcpy(all + hn, text, tlen + 1);
-            write_file(path, all, (size_t)hn + tlen);
+            vuf_write_file(path, all, (size_t)hn + tlen);
             free(all);
         }
     }
     snprintf(path, sizeof path, "%s.log", base);
-    write_file(path, tail, tl);
+    vuf_write_file(path, tail, tl);
     snprintf(path, sizeof path, "%s.trace", base);
-    write_file(path, w->trace.text ? w->trace.text : "", w->trace.len);
+    vuf_write_file(path, w->trace.text ? w->trace.text : "", w->trace.len);
     snprintf(path, sizeof path, "%s.json", base);
     FILE *jf = fopen(path, "w");
     if (jf) {
@@ -297,7 +260,7 @@ static void save_finding(worker *w, const vuf_finding *f, const uint8_t *input, 
         vuf_json_u64(&j, "action", f->action);
         vuf_json_str(&j, "backend", vuf_backend_name(w->be));
         vuf_json_u64(&j, "worker", w->index);
-        vuf_json_double(&j, "seconds", now_s() - t0);
+        vuf_json_double(&j, "seconds", vuf_now_s() - t0);
         vuf_json_bool(&j, "reproduced", reproduced);
         vuf_json_str(&j, "second_run", again.kind ? vuf_finding_kind_name(again.kind) : "none");
         vuf_json_str(&j, "session", text ? text : "");
@@ -366,7 +329,7 @@ static void print_progress(const progress *p, double secs, double rate, bool cov
 
 static bool time_up(const worker *w, double t0)
 {
-    return stop_requested || (w->cfg->seconds && now_s() - t0 >= (double)w->cfg->seconds);
+    return stop_requested || (w->cfg->seconds && vuf_now_s() - t0 >= (double)w->cfg->seconds);
 }
 
 static void import_shared(worker *w, double t0);
@@ -375,7 +338,7 @@ static void import_shared(worker *w, double t0);
  * corpus every 5 s. */
 static void tick(worker *w, double t0)
 {
-    double t = now_s();
+    double t = vuf_now_s();
     if (w->cfg->jobs > 1 && t - w->last_sync >= 5) {
         w->last_sync = t;
         import_shared(w, t0);
@@ -410,7 +373,7 @@ static void save_input(worker *w, const uint8_t *data, size_t len)
     snprintf(name, sizeof name, "%s.bin", h);
     snprintf(path, sizeof path, "%s/corpus/%s", w->cfg->out, name);
     mark_seen(w, name);
-    write_file(path, data, len);
+    vuf_write_file(path, data, len);
 }
 
 static void handle(worker *w, const vuf_campaign_run *r, double t0)
@@ -535,7 +498,7 @@ static int run_worker(const config *cfg, unsigned index, int status_fd, progress
         goto out;
     }
     vuf_campaign_attach(w.camp, w.h);
-    double t0 = now_s();
+    double t0 = vuf_now_s();
     w.last_print = w.last_sync = t0;
     size_t seeds = load_seeds(&w, t0);
     if (w.error[0]) {
@@ -665,7 +628,7 @@ static int run_jobs(const config *cfg, progress *total)
         pids[n] = pid;
         fds[n] = pp[0];
     }
-    double t0 = now_s(), last_print = t0;
+    double t0 = vuf_now_s(), last_print = t0;
     uint64_t last_execs = 0;
     unsigned open_fds = n;
     bool stopping = false;
@@ -693,7 +656,7 @@ static int run_jobs(const config *cfg, progress *total)
                 open_fds--;
             }
         }
-        double t = now_s();
+        double t = vuf_now_s();
         if (t - last_print >= 2 && !cfg->quiet) {
             progress sum = {0};
             for (unsigned i = 0; i < n; i++)
@@ -873,9 +836,9 @@ int vuf_cmd_fuzz(int argc, char **argv)
         cfg.seed = (uint64_t)time(NULL) ^ ((uint64_t)getpid() << 32);
     char sub[4200];
     snprintf(sub, sizeof sub, "%s/findings", cfg.out);
-    int okdir = mkdir_p(sub);
+    int okdir = vuf_mkdir_p(sub);
     snprintf(sub, sizeof sub, "%s/corpus", cfg.out);
-    if (okdir || mkdir_p(sub)) {
+    if (okdir || vuf_mkdir_p(sub)) {
         fprintf(stderr, "vufuzz fuzz: cannot make %s: %s\n", sub, strerror(errno));
         free(cfg.corpus_dirs);
         return 2;
@@ -893,11 +856,11 @@ int vuf_cmd_fuzz(int argc, char **argv)
         fprintf(stderr, "vufuzz fuzz: seed %llu, %llu job%s, findings and corpus in %s\n",
                 (unsigned long long)cfg.seed, (unsigned long long)cfg.jobs,
                 cfg.jobs == 1 ? "" : "s", cfg.out);
-    double t0 = now_s();
+    double t0 = vuf_now_s();
     progress total;
     memset(&total, 0, sizeof total);
     rc = cfg.jobs > 1 ? run_jobs(&cfg, &total) : run_worker(&cfg, 0, -1, &total);
-    double secs = now_s() - t0;
+    double secs = vuf_now_s() - t0;
     printf("vufuzz fuzz: %llu runs in %.1f s (%.0f/s), %llu bad inputs; states %llu, transitions "
            "%llu; corpus %llu; findings %llu (%llu unique, in %s/findings); back-end starts "
            "%llu\n",

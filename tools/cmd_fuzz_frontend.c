@@ -249,15 +249,10 @@ static bool add_entry(campaign *c, const uint8_t *data, size_t len)
 
 static bool write_file(const char *path, const void *data, size_t len)
 {
-    FILE *f = fopen(path, "wb");
-    if (!f) {
-        fprintf(stderr, "vufuzz fuzz-frontend: %s: %s\n", path, strerror(errno));
-        return false;
-    }
-    bool ok = fwrite(data, 1, len, f) == len;
-    if (fclose(f))
-        ok = false;
-    return ok;
+    if (vuf_write_file(path, data, len))
+        return true;
+    fprintf(stderr, "vufuzz fuzz-frontend: %s: %s\n", path, strerror(errno));
+    return false;
 }
 
 /* Does text parse back to the session whose binary form is b? */
@@ -485,13 +480,6 @@ static int load_seeds(campaign *c, char **paths, size_t n)
     return 0;
 }
 
-static double now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + ts.tv_nsec / 1e9;
-}
-
 /* The reference session, recorded as the first seed. */
 static void reference_seed(campaign *c)
 {
@@ -546,7 +534,7 @@ static void on_stop(int sig)
 /* The campaign of one job; its figures in *c. */
 static void campaign_loop(campaign *c, double seconds, uint64_t runs, unsigned seed, int job)
 {
-    double t0 = now_s(), last = t0;
+    double t0 = vuf_now_s(), last = t0;
     uint8_t *buf = malloc(SESSION_MAX_BYTES);
     if (!buf)
         return;
@@ -565,8 +553,8 @@ static void campaign_loop(campaign *c, double seconds, uint64_t runs, unsigned s
             add_entry(c, b, len);
         free(b);
     }
-    for (uint64_t k = 0;
-         !stop && c->ncorpus && (!runs || c->sessions + c->bad < runs) && now_s() - t0 < seconds;
+    for (uint64_t k = 0; !stop && c->ncorpus && (!runs || c->sessions + c->bad < runs) &&
+                         vuf_now_s() - t0 < seconds;
          k++) {
         entry *e = &c->corpus[vuf_mutator_below(c->mu, c->ncorpus)];
         size_t len = e->len <= SESSION_MAX_BYTES ? e->len : SESSION_MAX_BYTES;
@@ -583,7 +571,7 @@ static void campaign_loop(campaign *c, double seconds, uint64_t runs, unsigned s
             c->target_error = true;
             break;
         }
-        double now = now_s();
+        double now = vuf_now_s();
         if (!c->quiet && now - last >= 10) {
             last = now;
             fprintf(stderr,
@@ -950,7 +938,7 @@ int vuf_cmd_fuzz_frontend(int argc, char **argv)
     c.feats.v = calloc(FEAT_SIZE, sizeof *c.feats.v);
     c.mu = vuf_mutator_new(spec, NULL);
     c.f = c.feats.v && c.mu ? vuf_frontend_new(spec, &fo, err, sizeof err) : NULL;
-    double t0 = now_s();
+    double t0 = vuf_now_s();
     if (!c.f) {
         fprintf(stderr, "vufuzz fuzz-frontend: %s\n", c.feats.v && c.mu ? err : "out of memory");
         rc = 2;
@@ -992,7 +980,7 @@ int vuf_cmd_fuzz_frontend(int argc, char **argv)
             rc = 2;
     }
     if (rc != 2)
-        report(spec, &g, now_s() - t0, fo.exec_cmd, json_path, findings_dir, chains);
+        report(spec, &g, vuf_now_s() - t0, fo.exec_cmd, json_path, findings_dir, chains);
     vuf_spec_release(spec);
     if (rc == 2)
         return 2;

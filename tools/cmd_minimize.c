@@ -49,13 +49,6 @@ static void usage(FILE *f)
             usage_line, vuf_cli_backend_help);
 }
 
-static double now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + ts.tv_nsec / 1e9;
-}
-
 typedef struct {
     vuf_harness *h;
     Vuf__Session view; /* the session with a subset of its actions (not owned) */
@@ -67,7 +60,7 @@ typedef struct {
 
 static bool out_of_budget(const shrinker *m)
 {
-    return m->runs >= m->max_runs || now_s() - m->t0 >= m->max_seconds;
+    return m->runs >= m->max_runs || vuf_now_s() - m->t0 >= m->max_seconds;
 }
 
 /* Does the session with these actions still give the finding? */
@@ -208,7 +201,7 @@ int vuf_cmd_minimize(int argc, char **argv)
         fprintf(stderr, "vufuzz minimize: cannot set up the harness\n");
         goto out;
     }
-    shrinker m = {.h = h, .view = *s, .max_runs = max_runs, .t0 = now_s()};
+    shrinker m = {.h = h, .view = *s, .max_runs = max_runs, .t0 = vuf_now_s()};
     m.max_seconds = (double)max_seconds;
     m.want = vuf_harness_run(h, s);
     m.runs = 1;
@@ -238,7 +231,7 @@ int vuf_cmd_minimize(int argc, char **argv)
         if (!quiet)
             fprintf(stderr,
                     "vufuzz minimize: %zu actions left (runs of %zu tried), %llu runs, %.1f s\n", n,
-                    chunk, (unsigned long long)m.runs, now_s() - m.t0);
+                    chunk, (unsigned long long)m.runs, vuf_now_s() - m.t0);
         if (chunk > 1)
             chunk /= 2;
         else if (!progress)
@@ -266,7 +259,7 @@ int vuf_cmd_minimize(int argc, char **argv)
     }
     printf("%s: %zu of %zu actions give %s %s (%llu runs, %.1f s)%s\n", outp, n, n0,
            vuf_finding_kind_name(m.want.kind), m.want.rule, (unsigned long long)m.runs,
-           now_s() - m.t0, out_of_budget(&m) ? "; stopped by --runs/--seconds" : "");
+           vuf_now_s() - m.t0, out_of_budget(&m) ? "; stopped by --runs/--seconds" : "");
     rc = 0;
 out:
     free(text);

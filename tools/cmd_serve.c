@@ -197,13 +197,6 @@ static void connection_ended(server *sv)
     sv->conn = NULL;
 }
 
-static int64_t now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 enum {
     O_SOCKET,
     O_CONNECT,
@@ -375,7 +368,7 @@ int vuf_cmd_serve(int argc, char **argv)
         if (sv.conn)
             vuf_ref_conn_poll_add(sv.conn, &ps);
         else if (connect_mode)
-            vuf_pollset_deadline(&ps, (int)(next_try - now_ms()));
+            vuf_pollset_deadline(&ps, (int)(next_try - vuf_now_ms()));
         if (vuf_pollset_wait(&ps) < 0) {
             fprintf(stderr, "vufuzz serve: poll: %s\n", strerror(errno));
             rc = 2;
@@ -400,7 +393,7 @@ int vuf_cmd_serve(int argc, char **argv)
                 connection_ended(&sv);
                 if (once)
                     break;
-                next_try = now_ms() + 1000; /* --connect: a pause before reconnecting */
+                next_try = vuf_now_ms() + 1000; /* --connect: a pause before reconnecting */
             } else if (sv.trace && vuf_ref_chains_completed(sv.dev) != done) {
                 /* data-plane progress, as a comment line of the trace */
                 done = vuf_ref_chains_completed(sv.dev);
@@ -418,7 +411,7 @@ int vuf_cmd_serve(int argc, char **argv)
                 rc = 2;
                 break;
             }
-        } else if (connect_mode && now_ms() >= next_try) {
+        } else if (connect_mode && vuf_now_ms() >= next_try) {
             fd = vuf_unix_connect(sock, 0);
             if (fd < 0 && errno != ENOENT && errno != ECONNREFUSED && errno != ETIMEDOUT &&
                 errno != EAGAIN) {
@@ -426,7 +419,7 @@ int vuf_cmd_serve(int argc, char **argv)
                 rc = 2;
                 break;
             }
-            next_try = now_ms() + 1000;
+            next_try = vuf_now_ms() + 1000;
         }
         if (fd < 0)
             continue;
