@@ -932,34 +932,28 @@ out:
     return c->nv - n0;
 }
 
+/* A reply that never came before the conversation ended. */
+static void missing_at_end(vuf_checker *c, vuf_channel ch, const pending_t *p)
+{
+    c->cur_name = p->def ? p->def->name : NULL;
+    vuf_violation *v = add(c, VUF_RULE_REPLY_MISSING, VUF_MUST, responder_of(c, ch), p->line);
+    if (v)
+        snprintf(v->text, sizeof v->text, "no %s to %s%s before the conversation ended",
+                 p->owed == VUF_OWED_EXPLICIT ? "reply" : "ack", pname(p),
+                 at_line(p->line, true).s);
+    c->cur_name = NULL;
+}
+
 size_t vuf_checker_finish(vuf_checker *c)
 {
     size_t n0 = c->nv;
     for (int ch = 0; ch < VUF_CHAN_COUNT; ch++) {
         pending_t *p = &c->pending[ch];
-        if (p->active && p->owed && !p->timed_out && !p->optional) {
-            c->cur_name = p->def ? p->def->name : NULL;
-            vuf_violation *v =
-                add(c, VUF_RULE_REPLY_MISSING, VUF_MUST, responder_of(c, ch), p->line);
-            if (v)
-                snprintf(v->text, sizeof v->text, "no %s to %s%s before the conversation ended",
-                         p->owed == VUF_OWED_EXPLICIT ? "reply" : "ack", pname(p),
-                         at_line(p->line, true).s);
-            c->cur_name = NULL;
-        }
-        for (size_t i = 0; i < c->nlate[ch]; i++) {
-            const pending_t *l = &c->late[ch][i];
-            if (!l->pipelined)
-                continue;
-            c->cur_name = l->def ? l->def->name : NULL;
-            vuf_violation *v =
-                add(c, VUF_RULE_REPLY_MISSING, VUF_MUST, responder_of(c, ch), l->line);
-            if (v)
-                snprintf(v->text, sizeof v->text, "no %s to %s%s before the conversation ended",
-                         l->owed == VUF_OWED_EXPLICIT ? "reply" : "ack", pname(l),
-                         at_line(l->line, true).s);
-            c->cur_name = NULL;
-        }
+        if (p->active && p->owed && !p->timed_out && !p->optional)
+            missing_at_end(c, (vuf_channel)ch, p);
+        for (size_t i = 0; i < c->nlate[ch]; i++)
+            if (c->late[ch][i].pipelined)
+                missing_at_end(c, (vuf_channel)ch, &c->late[ch][i]);
         p->active = false;
         c->nlate[ch] = 0;
     }
