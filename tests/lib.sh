@@ -15,3 +15,15 @@ report_lines() {
     esac
   done <"$1"
 }
+# private_run_dir BUILD_DIR: T, a private directory removed at exit (the
+# processes started from it killed), with links V (vufuzz) and TOY (the toy
+# back-end) in it, so every process a test starts from them has $T in its
+# command line (other tests may run the same binaries at once)
+private_run_dir() {
+  T=$(mktemp -d)
+  trap 'pkill -f "$T/" 2>/dev/null; rm -rf "$T"' EXIT
+  ln -s "$(realpath "$1/vufuzz")" "$T/vufuzz"
+  ln -s "$(realpath "$1/tests/toy_backend")" "$T/toy_backend"
+  V="$T/vufuzz"
+  TOY="$T/toy_backend"
+}

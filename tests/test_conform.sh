@@ -9,14 +9,7 @@
 set -uo pipefail
 B=${1:?usage: test_conform.sh BUILD_DIR}
 . "$(dirname "$0")/lib.sh"
-T=$(mktemp -d)
-trap 'pkill -f "$T/" 2>/dev/null; rm -rf "$T"' EXIT
-# the back-ends run from links in $T, so every process this test started
-# has $T in its command line (other tests may run the same binaries at once)
-ln -s "$(realpath "$B/vufuzz")" "$T/vufuzz"
-ln -s "$(realpath "$B/tests/toy_backend")" "$T/toy_backend"
-V="$T/vufuzz"
-TOY="$T/toy_backend"
+private_run_dir "$B"
 
 # a report: JSON with every case, JUnit with one testcase per case
 check_reports() { # check_reports NAME JSON JUNIT

@@ -8,13 +8,7 @@
 set -uo pipefail
 B=${1:?usage: test_fuzz_external.sh BUILD_DIR}
 . "$(dirname "$0")/lib.sh"
-T=$(mktemp -d)
-trap 'pkill -f "$T/" 2>/dev/null; rm -rf "$T"' EXIT
-# every process this test starts has $T in its command line
-ln -s "$(realpath "$B/vufuzz")" "$T/vufuzz"
-ln -s "$(realpath "$B/tests/toy_backend")" "$T/toy_backend"
-V="$T/vufuzz"
-TOY="$T/toy_backend"
+private_run_dir "$B"
 stat_of() { python3 -c "import json,sys; print(json.load(open(sys.argv[1]))[sys.argv[2]])" "$@"; }
 
 "$V" fuzz >/dev/null 2>&1
