@@ -9,6 +9,7 @@
 #include "vuf_mutator.h"
 #include "vuf_session.h"
 
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -249,16 +250,27 @@ static void mutate_bytes(vuf_mutator *mu, ProtobufCBinaryData *b)
  * front-end's user address): one near the end of a region instead, its last
  * bytes or the first past it, where a range translated by its start only
  * runs over (CVE-2018-1059). False when v is neither kind of address. */
+/* The start of the guest-memory address space v lies in (guest-physical, or
+ * the front-end's user addresses); false when v is neither kind. */
+static bool guest_address_base(const vuf_mutator *mu, uint64_t v, uint64_t *base)
+{
+    const vuf_session_guest *g = &mu->guest;
+    uint64_t span = g->region_size * g->nregions;
+    if (v - g->gpa0 < span)
+        *base = g->gpa0;
+    else if (v - g->uaddr0 < span)
+        *base = g->uaddr0;
+    else
+        return false;
+    return true;
+}
+
 static bool near_region_end(vuf_mutator *mu, uint64_t v, uint64_t *out)
 {
     static const uint64_t back[] = {0, 1, 2, 4, 8, 0x10, 0x40, 0x80, 0x100, 0x200};
     const vuf_session_guest *g = &mu->guest;
-    uint64_t span = g->region_size * g->nregions, base;
-    if (v - g->gpa0 < span)
-        base = g->gpa0;
-    else if (v - g->uaddr0 < span)
-        base = g->uaddr0;
-    else
+    uint64_t base;
+    if (!guest_address_base(mu, v, &base))
         return false;
     uint64_t end = base + g->region_size * (1 + below(mu, g->nregions));
     *out = end - back[below(mu, sizeof back / sizeof back[0])];
@@ -538,14 +550,21 @@ static bool break_derived(vuf_mutator *mu, Vuf__Message *m, bool backend)
     }
 }
 
-static bool mutate_table_message(vuf_mutator *mu, Vuf__Message *m, bool backend)
+/* The table's definition of m (NULL for an unknown message) and the layout
+ * its payload is built with. */
+static const vuf_payload_def *message_layout(const vuf_mutator *mu, const Vuf__Message *m,
+                                             bool backend, const vuf_msg_def **def)
 {
     uint32_t id;
-    const vuf_msg_def *def =
-        vuf_session_msg_def(mu->spec, backend ? VUF_CHAN_BACKEND : VUF_CHAN_FRONTEND, m, &id);
     bool try_ack;
-    const vuf_payload_def *lay =
-        def ? vuf_session_layout(mu->spec, def, m->has_reply && m->reply, &try_ack) : NULL;
+    *def = vuf_session_msg_def(mu->spec, backend ? VUF_CHAN_BACKEND : VUF_CHAN_FRONTEND, m, &id);
+    return *def ? vuf_session_layout(mu->spec, *def, m->has_reply && m->reply, &try_ack) : NULL;
+}
+
+static bool mutate_table_message(vuf_mutator *mu, Vuf__Message *m, bool backend)
+{
+    const vuf_msg_def *def;
+    const vuf_payload_def *lay = message_layout(mu, m, backend, &def);
     char path[128];
     bool bytes;
     switch (below(mu, 9)) {
@@ -974,10 +993,80 @@ static void delete_action(Vuf__Session *s, size_t i)
     s->n_actions--;
 }
 
+/* Whether span_wrap has a range of 64-bit fields to work on in lay. */
+static bool has_wrappable_span(const vuf_payload_def *lay)
+{
+    if (!lay || lay->is_empty)
+        return false;
+    const vuf_payload_def *p = lay;
+    if (!lay->nspans && lay->varray_field >= 0)
+        p = lay->fields[lay->varray_field].element;
+    for (size_t i = 0; p && i < p->nspans; i++)
+        if (p->fields[p->spans[i].base_field].size == 8 &&
+            p->fields[p->spans[i].size_field].size == 8)
+            return true;
+    return false;
+}
+
+/* One range of the session at its edge: a table span of one message made
+ * to wrap around 2^64 (span_wrap), or one 64-bit field that holds a guest
+ * address (a ring's, a region's, an IOTLB entry's) moved to a region's end
+ * (near_region_end). Which of the two is even; within each, the candidates
+ * are counted over the whole session and one is picked uniformly. Reached
+ * through a random action and then a random mutation of it, each is a few
+ * per thousand mutations, and the bugs they find need one exact message of
+ * a long set-up (CVE-2020-10722's SET_LOG_BASE after LOG_SHMFD;
+ * CVE-2018-1059's ring near a region's end). */
+static bool range_edge(vuf_mutator *mu, Vuf__Session *s)
+{
+    bool want_span = below(mu, 2);
+    size_t seen = 0, pick_action = 0, pick_field = 0;
+    const vuf_payload_def *pick_lay = NULL;
+    for (size_t i = 0; i < s->n_actions; i++) {
+        const Vuf__Action *a = s->actions[i];
+        bool backend = a->action_case == VUF__ACTION__ACTION_BACKEND_SEND;
+        if (a->action_case != VUF__ACTION__ACTION_SEND && !backend)
+            continue;
+        Vuf__Message *m = backend ? a->backend_send : a->send;
+        const vuf_msg_def *def;
+        const vuf_payload_def *lay = message_layout(mu, m, backend, &def);
+        if (want_span) {
+            if (has_wrappable_span(lay) && below(mu, ++seen) == 0) {
+                pick_action = i;
+                pick_lay = lay;
+            }
+            continue;
+        }
+        for (size_t j = 0; lay && j < m->n_fields; j++) {
+            const Vuf__Field *f = m->fields[j];
+            vuf_field_ref ref;
+            uint64_t base;
+            if (f->has_value && vuf_field_resolve(lay, f->path, &ref) && ref.width == 8 &&
+                guest_address_base(mu, f->value, &base) && below(mu, ++seen) == 0) {
+                pick_action = i;
+                pick_field = j;
+            }
+        }
+    }
+    if (!seen)
+        return false;
+    const Vuf__Action *a = s->actions[pick_action];
+    Vuf__Message *m = a->action_case == VUF__ACTION__ACTION_SEND ? a->send : a->backend_send;
+    if (want_span)
+        return span_wrap(mu, pick_lay, m);
+    Vuf__Field *f = m->fields[pick_field];
+    if (!near_region_end(mu, f->value, &f->value))
+        return false;
+    mu->last = "range-edge";
+    return true;
+}
+
 static bool mutate_session(vuf_mutator *mu, Vuf__Session *s)
 {
     size_t n = s->n_actions;
-    switch (below(mu, 10)) {
+    switch (below(mu, 11)) {
+    case 10:
+        return range_edge(mu, s);
     case 0:
     case 1:
         if (below(mu, 8) == 0 && n < 500) {

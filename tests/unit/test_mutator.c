@@ -80,6 +80,21 @@ static bool has_chain_loop(const Vuf__Session *s)
     return false;
 }
 
+/* A text session packed as the fuzzers take it, and its action count;
+ * NULL (and a failed check) when it does not parse. */
+static uint8_t *packed(const vuf_spec *spec, const char *text, size_t *len, size_t *nactions)
+{
+    vuf_diag d;
+    Vuf__Session *s = vuf_session_parse_text(spec, text, strlen(text), "seed", &d);
+    CHECK(s != NULL, "seed parses: %s", d.text);
+    if (!s)
+        return NULL;
+    uint8_t *p = vuf_session_pack(s, len);
+    *nactions = s->n_actions;
+    vuf_session_free(s);
+    return p;
+}
+
 static const char *seed_text =
     "config queues=1\n"
     "F>B main GET_FEATURES\n"
@@ -96,15 +111,10 @@ static const char *seed_text =
 VUF_TEST(mutations)
 {
     const vuf_spec *spec = vuf_spec_default();
-    vuf_diag d;
-    Vuf__Session *s = vuf_session_parse_text(spec, seed_text, strlen(seed_text), "seed", &d);
-    CHECK(s != NULL, "seed parses: %s", d.text);
-    if (!s)
+    size_t slen, seed_actions;
+    uint8_t *seed = packed(spec, seed_text, &slen, &seed_actions);
+    if (!seed)
         return;
-    size_t slen;
-    uint8_t *seed = vuf_session_pack(s, &slen);
-    size_t seed_actions = s->n_actions;
-    vuf_session_free(s);
     vuf_mutator *m = vuf_mutator_new(spec, NULL);
     uint8_t *buf = malloc(MAX), *again = malloc(MAX), *out = malloc(MAX);
 
@@ -150,28 +160,13 @@ VUF_TEST(mutations)
     CHECK(ends >= ROUNDS / 200, "%zu outputs with an address at a region's end", ends);
     CHECK(loops >= ROUNDS / 200, "%zu outputs with a descriptor loop made available", loops);
     CHECK(wraps >= ROUNDS / 200, "%zu outputs with an address range wrapping around 2^64", wraps);
-    static const char *const want[] = {"insert-action",
-                                       "insert-chain",
-                                       "delete-action",
-                                       "duplicate-action",
-                                       "swap-actions",
-                                       "splice-actions",
-                                       "rename-message",
-                                       "add-field",
-                                       "table-value",
-                                       "span-wrap",
-                                       "raw-id",
-                                       "header",
-                                       "break-fd-count-up",
-                                       "break-fd-count-down",
-                                       "break-count-field",
-                                       "break-nofd",
-                                       "break-hdr-size",
-                                       "break-truncate",
-                                       "oneof-switch",
-                                       "mutate-scalar",
-                                       "insert-element",
-                                       "delete-element"};
+    static const char *const want[] = {
+        "insert-action", "insert-chain",      "delete-action",       "duplicate-action",
+        "swap-actions",  "splice-actions",    "rename-message",      "add-field",
+        "table-value",   "span-wrap",         "range-edge",          "raw-id",
+        "header",        "break-fd-count-up", "break-fd-count-down", "break-count-field",
+        "break-nofd",    "break-hdr-size",    "break-truncate",      "oneof-switch",
+        "mutate-scalar", "insert-element",    "delete-element"};
     for (size_t w = 0; w < sizeof want / sizeof want[0]; w++) {
         bool found = false;
         for (size_t k = 0; k < nseen; k++)
@@ -212,6 +207,89 @@ VUF_TEST(mutations)
     free(buf);
     free(again);
     free(out);
+    vuf_mutator_free(m);
+}
+
+/* The message that matters sits deep in a long set-up: SET_LOG_BASE (a
+ * span: mmap_offset + mmap_size) and SET_VRING_ADDR (ring addresses) among
+ * 20 actions, as in corpus/dirty-log.txt. One mutation in at most 50 makes
+ * SET_LOG_BASE's range wrap, and one in at most 50 puts a ring address at
+ * a region's end: range-edge picks them over the whole session (measured
+ * when it was added: 311 and 429 in 10,000; without it, reached only
+ * through a random action and one of its mutations, 20 and 11). */
+static const char *long_text =
+    "config disk_size=0x100000 queues=1 mem_size=0x10000 mem_regions=1 mem_gpa=0 "
+    "mem_uaddr=0x7f0000000000 queue_size=16\n"
+    "F>B main GET_FEATURES\n"
+    "F>B main GET_PROTOCOL_FEATURES\n"
+    "F>B main SET_PROTOCOL_FEATURES u64=0x1b22b\n"
+    "F>B main GET_QUEUE_NUM\n"
+    "F>B main SET_BACKEND_REQ_FD need_reply\n"
+    "F>B main SET_OWNER need_reply\n"
+    "F>B main SET_FEATURES need_reply u64=0x154001a44\n"
+    "F>B main SET_MEM_TABLE need_reply regions[0].guest_addr=0 regions[0].size=0x10000 "
+    "regions[0].user_addr=0x7f0000000000 regions[0].mmap_offset=0 fds=guest:0\n"
+    "F>B main SET_LOG_BASE mmap_size=0x1000 mmap_offset=0\n"
+    "F>B main SET_LOG_FD need_reply\n"
+    "F>B main SET_VRING_NUM need_reply index=0 num=0x10\n"
+    "F>B main SET_VRING_BASE need_reply index=0 num=0\n"
+    "F>B main SET_VRING_ADDR need_reply index=0 flags=1 desc=0x7f0000000000 "
+    "used=0x7f0000000800 avail=0x7f0000000400 log_guest_addr=0x800\n"
+    "F>B main SET_VRING_KICK need_reply u64=0 fds=eventfd\n"
+    "F>B main SET_VRING_CALL need_reply u64=0 fds=eventfd\n"
+    "F>B main SET_VRING_ENABLE need_reply index=0 num=1\n"
+    "blk type=out sector=0 len=0x200 data=a5\n"
+    "kick\n"
+    "blk type=in sector=0 len=0x200\n"
+    "kick\n";
+
+/* The message named `name` of s (the first), or NULL. */
+static const Vuf__Message *find_send(const Vuf__Session *s, const char *name)
+{
+    for (size_t i = 0; i < s->n_actions; i++)
+        if (s->actions[i]->action_case == VUF__ACTION__ACTION_SEND && s->actions[i]->send->name &&
+            !strcmp(s->actions[i]->send->name, name))
+            return s->actions[i]->send;
+    return NULL;
+}
+
+VUF_TEST(range_edges_in_long_sessions)
+{
+    const vuf_spec *spec = vuf_spec_default();
+    size_t slen, nactions;
+    uint8_t *seed = packed(spec, long_text, &slen, &nactions);
+    if (!seed)
+        return;
+    vuf_mutator *m = vuf_mutator_new(spec, NULL);
+    uint8_t *buf = malloc(MAX);
+    size_t log_wraps = 0, ring_ends = 0;
+    for (unsigned i = 0; i < ROUNDS; i++) {
+        memcpy(buf, seed, slen);
+        size_t len = vuf_mutator_mutate(m, buf, slen, MAX, i);
+        Vuf__Session *x = vuf_session_unpack(buf, len);
+        const Vuf__Message *lb = x ? find_send(x, "SET_LOG_BASE") : NULL;
+        const Vuf__Message *va = x ? find_send(x, "SET_VRING_ADDR") : NULL;
+        uint64_t off = 0, size = 0;
+        for (size_t k = 0; lb && k < lb->n_fields; k++) {
+            if (!strcmp(lb->fields[k]->path, "mmap_offset"))
+                off = lb->fields[k]->value;
+            if (!strcmp(lb->fields[k]->path, "mmap_size"))
+                size = lb->fields[k]->value;
+        }
+        log_wraps += off + size < off && off + size != 0;
+        bool end = false;
+        for (size_t k = 0; va && k < va->n_fields; k++)
+            end |= strcmp(va->fields[k]->path, "index") && va->fields[k]->has_value &&
+                   near_end(va->fields[k]->value);
+        ring_ends += end;
+        vuf_session_free(x);
+    }
+    CHECK(log_wraps >= ROUNDS / 50, "%zu of %d outputs wrap SET_LOG_BASE's range", log_wraps,
+          ROUNDS);
+    CHECK(ring_ends >= ROUNDS / 50, "%zu of %d outputs put a ring address at a region's end",
+          ring_ends, ROUNDS);
+    free(seed);
+    free(buf);
     vuf_mutator_free(m);
 }
 
