@@ -111,7 +111,15 @@ const vuf_payload_def *vuf_session_layout(const vuf_spec *s, const vuf_msg_def *
 
 vuf_session_field_kind vuf_session_field_classify(const vuf_payload_def *p, const char *path)
 {
+    uint32_t fixed;
+    return vuf_session_field_shape(p, path, &fixed);
+}
+
+vuf_session_field_kind vuf_session_field_shape(const vuf_payload_def *p, const char *path,
+                                               uint32_t *fixed)
+{
     /* mirrors the payload builder's path rules (vuf_pb_set) */
+    *fixed = 0;
     if (!p || p->is_empty || !path)
         return VUF_SFIELD_INVALID;
     if (!strncmp(path, "pad@", 4)) {
@@ -121,8 +129,10 @@ vuf_session_field_kind vuf_session_field_classify(const vuf_payload_def *p, cons
         if (errno || *end)
             return VUF_SFIELD_INVALID;
         for (size_t i = 0; i < p->nfields; i++)
-            if (p->fields[i].type == VUF_FT_PAD && p->fields[i].offset == off)
+            if (p->fields[i].type == VUF_FT_PAD && p->fields[i].offset == off) {
+                *fixed = p->fields[i].size;
                 return VUF_SFIELD_BYTES;
+            }
         return VUF_SFIELD_INVALID;
     }
     char name[128];
@@ -140,8 +150,12 @@ vuf_session_field_kind vuf_session_field_classify(const vuf_payload_def *p, cons
         return VUF_SFIELD_INVALID;
     if (f->type <= VUF_FT_U64)
         return br ? VUF_SFIELD_INVALID : VUF_SFIELD_INT;
-    if (f->type == VUF_FT_BYTES || (f->type == VUF_FT_VARRAY && !f->element && !br))
-        return br ? VUF_SFIELD_INVALID : VUF_SFIELD_BYTES;
+    if (f->type == VUF_FT_BYTES || (f->type == VUF_FT_VARRAY && !f->element && !br)) {
+        if (br)
+            return VUF_SFIELD_INVALID;
+        *fixed = f->type == VUF_FT_BYTES ? f->size : 0;
+        return VUF_SFIELD_BYTES;
+    }
     if (f->type != VUF_FT_VARRAY || !br)
         return VUF_SFIELD_INVALID;
     const char *rest = path + (br - name) + 1;
@@ -155,7 +169,7 @@ vuf_session_field_kind vuf_session_field_classify(const vuf_payload_def *p, cons
         return end[1] ? VUF_SFIELD_INVALID : VUF_SFIELD_INT;
     if (end[1] != '.')
         return VUF_SFIELD_INVALID;
-    return vuf_session_field_classify(f->element, end + 2);
+    return vuf_session_field_shape(f->element, end + 2, fixed);
 }
 
 /* ---------- building ---------- */

@@ -137,6 +137,10 @@ typedef enum {
 /* What a payload field path is in a layout (the payload builder's paths:
  * "index", "regions[1].size", "payload", "pad@20"). */
 vuf_session_field_kind vuf_session_field_classify(const vuf_payload_def *p, const char *path);
+/* The same, and for bytes of a fixed length (u8 NAME[K], pad@OFF) that
+ * length in *fixed (0 otherwise). */
+vuf_session_field_kind vuf_session_field_shape(const vuf_payload_def *p, const char *path,
+                                               uint32_t *fixed);
 
 /* ---- derived fields: the wire bytes of a message ---- */
 

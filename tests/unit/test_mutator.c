@@ -58,6 +58,24 @@ static bool has_wrapping_pair(const Vuf__Session *s)
     return false;
 }
 
+/* Whether every message of s builds against the table (an input that does
+ * not is skipped by the fuzz targets: an execution lost). */
+static bool builds(const vuf_spec *spec, const Vuf__Session *s)
+{
+    static vuf_session_wire w;
+    char err[200];
+    for (size_t i = 0; i < s->n_actions; i++) {
+        const Vuf__Action *a = s->actions[i];
+        if (a->action_case == VUF__ACTION__ACTION_SEND &&
+            vuf_session_build(spec, VUF_CHAN_FRONTEND, a->send, &w, err, sizeof err))
+            return false;
+        if (a->action_case == VUF__ACTION__ACTION_BACKEND_SEND &&
+            vuf_session_build(spec, VUF_CHAN_BACKEND, a->backend_send, &w, err, sizeof err))
+            return false;
+    }
+    return true;
+}
+
 /* A run of descriptors whose NEXT links back into the run, then its head
  * made available: a descriptor loop a driver could write. */
 static bool has_chain_loop(const Vuf__Session *s)
@@ -120,7 +138,7 @@ VUF_TEST(mutations)
 
     const char *seen[64];
     size_t nseen = 0, invalid = 0, oversize = 0, differ = 0, same = 0, ends = 0, loops = 0,
-           wraps = 0;
+           wraps = 0, unbuildable = 0;
     size_t len = slen;
     memcpy(buf, seed, slen);
     for (unsigned i = 0; i < ROUNDS; i++) {
@@ -135,6 +153,7 @@ VUF_TEST(mutations)
         oversize += len == 0 || len > MAX;
         Vuf__Session *x = vuf_session_unpack(buf, len);
         invalid += x == NULL;
+        unbuildable += x && !builds(spec, x);
         ends += x && has_near_end_address(x);
         loops += x && has_chain_loop(x);
         wraps += x && has_wrapping_pair(x);
@@ -154,6 +173,7 @@ VUF_TEST(mutations)
     }
     CHECK(invalid == 0, "%zu outputs are not sessions", invalid);
     CHECK(oversize == 0, "%zu outputs out of bounds", oversize);
+    CHECK(unbuildable <= ROUNDS / 1000, "%zu outputs do not build against the table", unbuildable);
     CHECK(differ == 0, "%zu outputs differ for the same input and seed", differ);
     CHECK(same < ROUNDS / 10, "%zu of %d mutations changed nothing", same, ROUNDS);
     /* the seed has neither: the mutator makes them, and not rarely */
