@@ -603,12 +603,33 @@ static void fit_fields(const vuf_mutator *mu, Vuf__Message *m, bool backend)
     m->n_fields = k;
 }
 
+/* One field of m's layout (a random path: set when m has it, added when
+ * not) given a value the table's way. */
+static bool mutate_layout_field(vuf_mutator *mu, const vuf_msg_def *def, const vuf_payload_def *lay,
+                                Vuf__Message *m)
+{
+    char path[128];
+    bool bytes;
+    if (!random_path(mu, lay, path, sizeof path, &bytes))
+        return false;
+    for (size_t i = 0; i < m->n_fields; i++)
+        if (!strcmp(m->fields[i]->path, path)) {
+            set_field(mu, def, lay, m->fields[i], path, bytes);
+            mu->last = "mutate-field";
+            return true;
+        }
+    Vuf__Field *f = add_field(m);
+    if (!f)
+        return false;
+    set_field(mu, def, lay, f, path, bytes);
+    mu->last = "add-field";
+    return true;
+}
+
 static bool mutate_table_message(vuf_mutator *mu, Vuf__Message *m, bool backend)
 {
     const vuf_msg_def *def;
     const vuf_payload_def *lay = message_layout(mu, m, backend, &def);
-    char path[128];
-    bool bytes;
     switch (below(mu, 9)) {
     case 8:
         return span_wrap(mu, lay, m);
@@ -625,22 +646,7 @@ static bool mutate_table_message(vuf_mutator *mu, Vuf__Message *m, bool backend)
         return true;
     }
     case 1: /* a field of the layout */
-        if (!random_path(mu, lay, path, sizeof path, &bytes))
-            return false;
-        for (size_t i = 0; i < m->n_fields; i++)
-            if (!strcmp(m->fields[i]->path, path)) {
-                set_field(mu, def, lay, m->fields[i], path, bytes);
-                mu->last = "mutate-field";
-                return true;
-            }
-        {
-            Vuf__Field *f = add_field(m);
-            if (!f)
-                return false;
-            set_field(mu, def, lay, f, path, bytes);
-        }
-        mu->last = "add-field";
-        return true;
+        return mutate_layout_field(mu, def, lay, m);
     case 2: /* drop a field (a derived one comes back derived) */
         if (!m->n_fields)
             return false;
@@ -1035,6 +1041,25 @@ static void delete_action(Vuf__Session *s, size_t i)
     s->n_actions--;
 }
 
+/* The table message an action sends, and on which channel; NULL for the
+ * other kinds of action. */
+static Vuf__Message *action_message(const Vuf__Action *a, bool *backend)
+{
+    *backend = a->action_case == VUF__ACTION__ACTION_BACKEND_SEND;
+    return *backend ? a->backend_send : a->action_case == VUF__ACTION__ACTION_SEND ? a->send : NULL;
+}
+
+/* The message an action sends, its table definition and its layout; NULL
+ * for the other kinds of action. */
+static Vuf__Message *message_at(const vuf_mutator *mu, const Vuf__Action *a,
+                                const vuf_msg_def **def, const vuf_payload_def **lay)
+{
+    bool backend;
+    Vuf__Message *m = action_message(a, &backend);
+    *lay = m ? message_layout(mu, m, backend, def) : NULL;
+    return m;
+}
+
 /* Whether span_wrap has a range of 64-bit fields to work on in lay. */
 static bool has_wrappable_span(const vuf_payload_def *lay)
 {
@@ -1065,13 +1090,11 @@ static bool range_edge(vuf_mutator *mu, Vuf__Session *s)
     size_t seen = 0, pick_action = 0, pick_field = 0;
     const vuf_payload_def *pick_lay = NULL;
     for (size_t i = 0; i < s->n_actions; i++) {
-        const Vuf__Action *a = s->actions[i];
-        bool backend = a->action_case == VUF__ACTION__ACTION_BACKEND_SEND;
-        if (a->action_case != VUF__ACTION__ACTION_SEND && !backend)
-            continue;
-        Vuf__Message *m = backend ? a->backend_send : a->send;
         const vuf_msg_def *def;
-        const vuf_payload_def *lay = message_layout(mu, m, backend, &def);
+        const vuf_payload_def *lay;
+        Vuf__Message *m = message_at(mu, s->actions[i], &def, &lay);
+        if (!m)
+            continue;
         if (want_span) {
             if (has_wrappable_span(lay) && below(mu, ++seen) == 0) {
                 pick_action = i;
@@ -1092,8 +1115,8 @@ static bool range_edge(vuf_mutator *mu, Vuf__Session *s)
     }
     if (!seen)
         return false;
-    const Vuf__Action *a = s->actions[pick_action];
-    Vuf__Message *m = a->action_case == VUF__ACTION__ACTION_SEND ? a->send : a->backend_send;
+    bool backend;
+    Vuf__Message *m = action_message(s->actions[pick_action], &backend);
     if (want_span)
         return span_wrap(mu, pick_lay, m);
     Vuf__Field *f = m->fields[pick_field];
@@ -1103,10 +1126,41 @@ static bool range_edge(vuf_mutator *mu, Vuf__Session *s)
     return true;
 }
 
+/* One payload field of one message of the session, the message picked
+ * uniformly among those that have a payload: through a random action, a
+ * field of one message deep in a long set-up (SET_INFLIGHT_FD's num_queues,
+ * CVE-2021-3839) is changed about half as often, blk requests and kicks
+ * taking their share of the picks. */
+static bool deep_field(vuf_mutator *mu, Vuf__Session *s)
+{
+    size_t seen = 0;
+    Vuf__Message *pick = NULL;
+    const vuf_msg_def *pick_def = NULL;
+    const vuf_payload_def *pick_lay = NULL;
+    for (size_t i = 0; i < s->n_actions; i++) {
+        const vuf_msg_def *def;
+        const vuf_payload_def *lay;
+        Vuf__Message *m = message_at(mu, s->actions[i], &def, &lay);
+        if (!m)
+            continue;
+        if (lay && !lay->is_empty && lay->nfields && below(mu, ++seen) == 0) {
+            pick = m;
+            pick_def = def;
+            pick_lay = lay;
+        }
+    }
+    if (!pick || !mutate_layout_field(mu, pick_def, pick_lay, pick))
+        return false;
+    mu->last = "deep-field";
+    return true;
+}
+
 static bool mutate_session(vuf_mutator *mu, Vuf__Session *s)
 {
     size_t n = s->n_actions;
-    switch (below(mu, 11)) {
+    switch (below(mu, 12)) {
+    case 11:
+        return deep_field(mu, s);
     case 10:
         return range_edge(mu, s);
     case 0:
@@ -1165,11 +1219,10 @@ static bool mutate_session(vuf_mutator *mu, Vuf__Session *s)
 static void fit_session(const vuf_mutator *mu, Vuf__Session *s)
 {
     for (size_t i = 0; i < s->n_actions; i++) {
-        Vuf__Action *a = s->actions[i];
-        if (a->action_case == VUF__ACTION__ACTION_SEND && a->send->n_fields)
-            fit_fields(mu, a->send, false);
-        else if (a->action_case == VUF__ACTION__ACTION_BACKEND_SEND && a->backend_send->n_fields)
-            fit_fields(mu, a->backend_send, true);
+        bool backend;
+        Vuf__Message *m = action_message(s->actions[i], &backend);
+        if (m && m->n_fields)
+            fit_fields(mu, m, backend);
     }
 }
 
