@@ -67,7 +67,7 @@ typedef struct {
 typedef struct {
     uint32_t id;
     const vuf_msg_def *def;
-    bool broke_must;
+    bool broke_must, broke_any;
     unsigned line;
 } unowed_t;
 #define MAX_UNOWED 8
@@ -404,8 +404,11 @@ static void keep_unowed(vuf_checker *c, vuf_channel ch)
         memmove(&c->unowed[ch][0], &c->unowed[ch][1], (MAX_UNOWED - 1) * sizeof(unowed_t));
         (*n)--;
     }
-    c->unowed[ch][(*n)++] =
-        (unowed_t){.id = p->id, .def = p->def, .broke_must = p->broke_must, .line = p->line};
+    c->unowed[ch][(*n)++] = (unowed_t){.id = p->id,
+                                       .def = p->def,
+                                       .broke_must = p->broke_must,
+                                       .broke_any = p->broke_any,
+                                       .line = p->line};
 }
 
 static void owed_missing(vuf_checker *c, vuf_channel ch, int closer, const char *when)
@@ -659,23 +662,36 @@ static void undo(vuf_checker *c, vuf_channel ch, const pending_t *p)
         memcpy(c->rings, c->rings_before, sizeof c->rings);
 }
 
-/* An answer to a message that owed none. To one that broke a MUST rule (a
- * request out of its framing, a "reply" from the requester) it is the
- * responder's reaction, in the ack form: success is REACT-ACK-INVALID.
- * Otherwise an ack nobody asked for. */
+/* An answer to a message that owed none. To one that broke a rule it is
+ * the responder's reaction, in the ack form; to one that broke a MUST rule
+ * (a request out of its framing, a "reply" from the requester) success is
+ * REACT-ACK-INVALID. A lesser rule (a request outside its gate, NEED_REPLY
+ * before REPLY_ACK is negotiated) leaves the responder free to answer it as
+ * it answers a request it knows, or to refuse it, as it is free to close
+ * (REACT-CLOSE). Otherwise an ack nobody asked for. */
 static void unrequested(vuf_checker *c, vuf_side s, const vuf_msg_def *d, bool broke_must,
-                        unsigned line, const uint8_t *pl, size_t len)
+                        bool broke_any, unsigned line, const uint8_t *pl, size_t len)
 {
+    if (broke_any && !broke_must)
+        return; /* its form is judged with the reply (on_reply) */
     if (broke_must) {
-        uint64_t ack = 0;
+        /* The rst says how a responder answers a request, not a message
+         * out of its framing or a "reply" from the requester: whatever the
+         * answer's form, it is the reaction. Success, in the ack form (a
+         * u64 0) or in the message's own explicit layout (a responder
+         * that does not look at the REPLY flag answers GET_CONFIG as
+         * GET_CONFIG), is REACT-ACK-INVALID; any other form is no success
+         * and no answer the rst defines: not judged. */
+        uint64_t ack = 1, exp;
         if (len == 8)
             memcpy(&ack, pl, 8);
-        if (len != 8)
-            report(c, VUF_RULE_SIZE_REPLY, s, "reply payload is %zu byte%s, an ack needs 8", len,
-                   vuf_plural(len));
-        else if (!ack && s == VUF_SIDE_BACKEND)
-            report(c, VUF_RULE_REACT_ACK_INVALID, s,
-                   "acked success to %s%s, which broke a MUST rule", d ? d->name : "a message",
+        bool success = len == 8 ? ack == 0
+                                : d && d->reply == VUF_REPLY_ALWAYS && d->reply_payload &&
+                                      vuf_payload_check_size(d->reply_payload, VUF_SIZE_EXACT, pl,
+                                                             len, &exp) == VUF_SZ_OK;
+        if (success && s == VUF_SIDE_BACKEND)
+            report(c, VUF_RULE_REACT_ACK_INVALID, s, "%s success to %s%s, which broke a MUST rule",
+                   len == 8 ? "acked" : "replied", d ? d->name : "a message",
                    at_line(line, true).s);
         return;
     }
@@ -725,7 +741,17 @@ static void on_reply(vuf_checker *c, const vuf_event *ev, const vuf_msg_view *v)
      * request with the same id) */
     for (size_t i = 0; i < c->nlate[ch]; i++) {
         const pending_t *l = &c->late[ch][i];
-        if (l->id != v->hdr.request || (!l->pipelined && p->active && p->id == l->id))
+        if (l->id != v->hdr.request)
+            continue;
+        /* one that may never be answered (timed out, optional) yields to
+         * the latest request with its id, unless other messages wait
+         * between them: a responder answers in order, so this reply is
+         * then the earlier one's (found by `vufuzz fuzz` against
+         * qemu-storage-daemon, which answered GET_INFLIGHT_FD, then the
+         * SET_BACKEND_REQ_FD sent after it; golden
+         * REPLY-UNSOLICITED.yielded-between.pass) */
+        bool between = i + 1 < c->nlate[ch] || c->nunowed[ch] > 0;
+        if (!l->pipelined && p->active && p->id == l->id && !between)
             continue;
         late_skipped(c, ch, s, i);
         memmove(&c->late[ch][0], &c->late[ch][1], (c->nlate[ch] - 1) * sizeof(pending_t));
@@ -745,7 +771,7 @@ static void on_reply(vuf_checker *c, const vuf_event *ev, const vuf_msg_view *v)
             memmove(&c->unowed[ch][0], &c->unowed[ch][i + 1], c->nunowed[ch] * sizeof(unowed_t));
             const char *saved = c->cur_name;
             c->cur_name = u.def ? u.def->name : saved;
-            unrequested(c, s, u.def, u.broke_must, u.line, v->payload, v->payload_len);
+            unrequested(c, s, u.def, u.broke_must, u.broke_any, u.line, v->payload, v->payload_len);
             c->cur_name = saved;
             return;
         }
@@ -778,7 +804,7 @@ static void on_reply(vuf_checker *c, const vuf_event *ev, const vuf_msg_view *v)
             c->unowed[ch][keep++] = c->unowed[ch][i];
     c->nunowed[ch] = keep;
     if (!p->owed) {
-        unrequested(c, s, d, p->broke_must, p->line, pl, len);
+        unrequested(c, s, d, p->broke_must, p->broke_any, p->line, pl, len);
         if (p->broke_must) {
             p->active = false;
             return;
@@ -797,6 +823,12 @@ static void on_reply(vuf_checker *c, const vuf_event *ev, const vuf_msg_view *v)
         return;
     }
     bool explicit_reply = p->owed == VUF_OWED_EXPLICIT;
+    /* a request that broke a lesser rule (outside its gate) owed nothing,
+     * but a responder that answers it may answer as it does when the
+     * reply is owed: in the explicit layout, or in the ack form below */
+    if (!p->owed && p->broke_any && !p->broke_must && d->reply == VUF_REPLY_ALWAYS &&
+        d->reply_payload)
+        explicit_reply = true;
     const vuf_payload_def *lay = vuf_reply_layout(c->spec, d, explicit_reply);
     uint64_t exp = 0;
     /* (a provisional message, from a later rst than the table follows, or
@@ -825,14 +857,24 @@ static void on_reply(vuf_checker *c, const vuf_event *ev, const vuf_msg_view *v)
                    p->req_len);
     } else if (!(explicit_reply && d->reply_error == VUF_RERR_EMPTY && len == 0)) {
         vuf_size_verdict sv = vuf_payload_check_size(lay, VUF_SIZE_EXACT, pl, len, &exp);
-        if (sv != VUF_SZ_OK)
+        if (sv != VUF_SZ_OK && p->broke_must)
+            failed = true; /* the reaction to a request that broke a MUST, in no form
+                            * the rst defines (libvhost-user echoes an empty
+                            * payload): a refusal, as in unrequested() */
+        else if (sv != VUF_SZ_OK)
             report_quoted(c, VUF_RULE_SIZE_REPLY, explicit_reply ? &d->reply_payload_quote : NULL,
                           d->section, s, "reply payload is %zu byte%s, %s needs %llu", len,
                           vuf_plural(len), lay->name, (unsigned long long)exp);
     }
-    /* a failure hands nothing over: no fd with an error (SET_DEVICE_STATE_FD) */
+    /* a failure hands nothing over: no fd with an error (SET_DEVICE_STATE_FD);
+     * nor need the refusal of a request that broke a rule, or of one whose
+     * feature the responder may lack (optional), whose form the rst leaves
+     * open (libvhost-user answers GET_INFLIGHT_FD outside its
+     * gate with the request's zeroed description and no fd) */
     const vuf_fd_rule none = {.kind = VUF_FDRULE_EXACT};
-    check_reply_fds(c, explicit_reply && !failed ? &d->reply_fds : &none, ev, pl, len);
+    bool bare_refusal = (p->broke_any || p->optional) && ev->nfds == 0;
+    check_reply_fds(c, explicit_reply && !failed && !bare_refusal ? &d->reply_fds : &none, ev, pl,
+                    len);
     uint64_t val = 0;
     bool have_u64 = len == 8 && lay->fixed_size == 8;
     if (have_u64)
