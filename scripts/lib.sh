@@ -83,3 +83,13 @@ vuf_build() {
     exit 2
   fi
 }
+
+# The release build the benchmarks time ($VUF_RELEASE, default build-release/:
+# clang, Release, no sanitizers), configured once; builds the named targets.
+VUF_RELEASE=${VUF_RELEASE:-$VUF_ROOT/build-release}
+vuf_build_release() {
+  if [ ! -f "$VUF_RELEASE/CMakeCache.txt" ]; then
+    CC=clang cmake -S "$VUF_ROOT" -B "$VUF_RELEASE" -DCMAKE_BUILD_TYPE=Release >/dev/null
+  fi
+  cmake --build "$VUF_RELEASE" -j"$(nproc)" --target "$@" >/dev/null
+}

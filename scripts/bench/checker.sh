@@ -13,11 +13,8 @@ passes=${2:-5}
 vuf_install_deps
 vuf_build
 # a release build: the figure should not measure the sanitizers
-R="$VUF_ROOT/build-release"
-if [ ! -f "$R/CMakeCache.txt" ]; then
-  CC=clang cmake -S "$VUF_ROOT" -B "$R" -DCMAKE_BUILD_TYPE=Release >/dev/null
-fi
-cmake --build "$R" -j"$(nproc)" --target vufuzz >/dev/null
+R="$VUF_RELEASE"
+vuf_build_release vufuzz
 trace=$(mktemp --suffix=.trace)
 trap 'rm -f "$trace"' EXIT
 {

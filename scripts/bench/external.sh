@@ -29,11 +29,8 @@ while [ $# -gt 0 ]; do
   esac
 done
 vuf_install_deps
-R="$VUF_ROOT/build-release"
-if [ ! -f "$R/CMakeCache.txt" ]; then
-  CC=clang cmake -S "$VUF_ROOT" -B "$R" -DCMAKE_BUILD_TYPE=Release >/dev/null
-fi
-cmake --build "$R" -j"$(nproc)" --target vufuzz >/dev/null
+R="$VUF_RELEASE"
+vuf_build_release vufuzz
 [ -x "$VUF_ROOT/build/fuzz/fuzz_session" ] || vuf_build "$VUF_ROOT/build" >/dev/null
 V="$R/vufuzz"
 tmp=$(mktemp -d)

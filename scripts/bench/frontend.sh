@@ -38,11 +38,8 @@ if [ -n "$build" ]; then
   V="$build/vufuzz"
 else
   vuf_install_deps
-  R="$VUF_ROOT/build-release"
-  if [ ! -f "$R/CMakeCache.txt" ]; then
-    CC=clang cmake -S "$VUF_ROOT" -B "$R" -DCMAKE_BUILD_TYPE=Release >/dev/null
-  fi
-  cmake --build "$R" -j"$(nproc)" --target vufuzz >/dev/null
+  R="$VUF_RELEASE"
+  vuf_build_release vufuzz
   V="$R/vufuzz"
 fi
 [ -x "$V" ] || { echo "frontend.sh: no vufuzz at $V" >&2; exit 2; }

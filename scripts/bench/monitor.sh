@@ -30,11 +30,8 @@ while [ $# -gt 0 ]; do
   esac
 done
 vuf_install_deps
-R="$VUF_ROOT/build-release"
-if [ ! -f "$R/CMakeCache.txt" ]; then
-  CC=clang cmake -S "$VUF_ROOT" -B "$R" -DCMAKE_BUILD_TYPE=Release >/dev/null
-fi
-cmake --build "$R" -j"$(nproc)" --target vufuzz monitor_bench >/dev/null
+R="$VUF_RELEASE"
+vuf_build_release vufuzz monitor_bench
 V="$R/vufuzz" C="$R/tests/monitor_bench"
 tmp=$(mktemp -d)
 pids=()
