@@ -27,3 +27,11 @@ private_run_dir() {
   V="$T/vufuzz"
   TOY="$T/toy_backend"
 }
+# no_leftovers: the check that no process started from $T (private_run_dir)
+# outlived the test's last command
+no_leftovers() {
+  local left
+  sleep 0.3
+  left=$(pgrep -f "$T/" | wc -l)
+  [ "$left" -eq 0 ] && ok "no process left behind" || ko "$left processes left behind"
+}

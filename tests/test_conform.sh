@@ -120,8 +120,6 @@ if command -v qemu-storage-daemon >/dev/null; then
 else
   ko "qemu-storage-daemon is not installed (scripts/lib.sh installs qemu-system-x86)"
 fi
-sleep 0.3
-left=$(pgrep -f "$T/" | wc -l)
-[ "$left" -eq 0 ] && ok "no process left behind" || ko "$left processes left behind"
+no_leftovers
 echo "$pass passed, $fail failed"
 [ $fail -eq 0 ]

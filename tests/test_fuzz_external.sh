@@ -86,8 +86,6 @@ if command -v afl-clang-fast >/dev/null; then
 else
   ko "afl-clang-fast is not installed (scripts/lib.sh installs afl++)"
 fi
-sleep 0.3
-left=$(pgrep -f "$T/" | wc -l)
-[ "$left" -eq 0 ] && ok "no process left behind" || ko "$left processes left behind"
+no_leftovers
 echo "$pass passed, $fail failed"
 [ $fail -eq 0 ]
