@@ -42,6 +42,16 @@ static void queue_miss(vuf_ref *d, uint32_t qi, const vuf_vq_result *r, vuf_ref_
     vuf_ref_be_push(d, BQ_IOTLB_MISS, r->miss_iova, r->miss_perm);
 }
 
+/* The ring cannot go on: a missing translation waits for the front-end,
+ * anything else breaks it. */
+static void queue_stop(vuf_ref *d, uint32_t qi, const vuf_vq_result *r, vuf_ref_out *out)
+{
+    if (r->status == VUF_VQ_MISS)
+        queue_miss(d, qi, r, out);
+    else
+        queue_broken(d, qi, r, out);
+}
+
 /* Execute one chain and complete it. false: the queue cannot go on. */
 static bool run_chain(vuf_ref *d, uint32_t qi, vuf_ref_out *out)
 {
@@ -55,10 +65,7 @@ static bool run_chain(vuf_ref *d, uint32_t qi, vuf_ref_out *out)
     }
     vuf_vq_result pr = vuf_vq_push(&q->vq, d->mem, d->chain->head, br.written);
     if (pr.status != VUF_VQ_CHAIN) {
-        if (pr.status == VUF_VQ_MISS)
-            queue_miss(d, qi, &pr, out);
-        else
-            queue_broken(d, qi, &pr, out);
+        queue_stop(d, qi, &pr, out);
         return false;
     }
     vuf_vq_inflight_put(&q->vq, d->chain->head);
@@ -73,12 +80,8 @@ static bool begin_ring(vuf_ref *d, uint32_t qi, vuf_ref_out *out, bool *used)
 {
     queue *q = &d->q[qi];
     vuf_vq_result r = vuf_vq_start(&q->vq, d->mem);
-    if (r.status == VUF_VQ_MISS) {
-        queue_miss(d, qi, &r, out);
-        return false;
-    }
-    if (r.status == VUF_VQ_BROKEN) {
-        queue_broken(d, qi, &r, out);
+    if (r.status == VUF_VQ_MISS || r.status == VUF_VQ_BROKEN) {
+        queue_stop(d, qi, &r, out);
         return false;
     }
     uint16_t heads[VUF_VQ_MAX_SIZE];
@@ -90,12 +93,8 @@ static bool begin_ring(vuf_ref *d, uint32_t qi, vuf_ref_out *out, bool *used)
         q->vq.last_avail = (uint16_t)(q->vq.used_idx + n);
     for (size_t i = 0; i < n; i++) {
         vuf_vq_result cr = vuf_vq_chain_at(&q->vq, d->mem, heads[i], d->chain);
-        if (cr.status == VUF_VQ_MISS) {
-            queue_miss(d, qi, &cr, out);
-            return false;
-        }
         if (cr.status != VUF_VQ_CHAIN) {
-            queue_broken(d, qi, &cr, out);
+            queue_stop(d, qi, &cr, out);
             return false;
         }
         if (!run_chain(d, qi, out))
@@ -115,12 +114,8 @@ static bool drain_ring(vuf_ref *d, uint32_t qi, vuf_ref_out *out, bool *used)
         vuf_vq_result r = vuf_vq_pop(&q->vq, d->mem, d->chain);
         if (r.status == VUF_VQ_EMPTY)
             return true;
-        if (r.status == VUF_VQ_MISS) {
-            queue_miss(d, qi, &r, out);
-            return false;
-        }
-        if (r.status == VUF_VQ_BROKEN) {
-            queue_broken(d, qi, &r, out);
+        if (r.status == VUF_VQ_MISS || r.status == VUF_VQ_BROKEN) {
+            queue_stop(d, qi, &r, out);
             return false;
         }
         /* the used ring must translate before the request runs: a miss at
@@ -129,10 +124,7 @@ static bool drain_ring(vuf_ref *d, uint32_t qi, vuf_ref_out *out, bool *used)
         r = vuf_vq_check_rings(&q->vq, d->mem);
         if (r.status != VUF_VQ_EMPTY) {
             q->vq.last_avail--;
-            if (r.status == VUF_VQ_MISS)
-                queue_miss(d, qi, &r, out);
-            else
-                queue_broken(d, qi, &r, out);
+            queue_stop(d, qi, &r, out);
             return false;
         }
         if (!run_chain(d, qi, out))
