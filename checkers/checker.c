@@ -662,31 +662,33 @@ static void undo(vuf_checker *c, vuf_channel ch, const pending_t *p)
         memcpy(c->rings, c->rings_before, sizeof c->rings);
 }
 
-/* An answer to a message that owed none. To one that broke a rule it is
- * the responder's reaction, in the ack form; to one that broke a MUST rule
- * (a request out of its framing, a "reply" from the requester) success is
- * REACT-ACK-INVALID. A lesser rule (a request outside its gate, NEED_REPLY
- * before REPLY_ACK is negotiated) leaves the responder free to answer it as
- * it answers a request it knows, or to refuse it, as it is free to close
- * (REACT-CLOSE). Otherwise an ack nobody asked for. */
+/* Whether d's reply has a layout of its own (not only the ack form). */
+static bool explicit_layout(const vuf_msg_def *d)
+{
+    return d && d->reply == VUF_REPLY_ALWAYS && d->reply_payload;
+}
+
+/* An answer to a message that owed none. To one that broke a MUST rule (a
+ * request out of its framing, a "reply" from the requester) it is the
+ * responder's reaction, whatever its form: the rst says how requests are
+ * answered, not such messages. Success, in the ack form (a u64 0) or in the
+ * message's own explicit layout (a responder that ignores the REPLY flag
+ * answers GET_CONFIG as GET_CONFIG), is REACT-ACK-INVALID; any other form is
+ * a refusal. To one that broke a lesser rule (outside its gate, NEED_REPLY
+ * before REPLY_ACK is negotiated) it is a reaction too, as free as a close
+ * (REACT-CLOSE); on_reply judges its form when it answers the pending
+ * request. Otherwise it is an ack nobody asked for. */
 static void unrequested(vuf_checker *c, vuf_side s, const vuf_msg_def *d, bool broke_must,
                         bool broke_any, unsigned line, const uint8_t *pl, size_t len)
 {
     if (broke_any && !broke_must)
-        return; /* its form is judged with the reply (on_reply) */
+        return;
     if (broke_must) {
-        /* The rst says how a responder answers a request, not a message
-         * out of its framing or a "reply" from the requester: whatever the
-         * answer's form, it is the reaction. Success, in the ack form (a
-         * u64 0) or in the message's own explicit layout (a responder
-         * that does not look at the REPLY flag answers GET_CONFIG as
-         * GET_CONFIG), is REACT-ACK-INVALID; any other form is no success
-         * and no answer the rst defines: not judged. */
         uint64_t ack = 1, exp;
         if (len == 8)
             memcpy(&ack, pl, 8);
         bool success = len == 8 ? ack == 0
-                                : d && d->reply == VUF_REPLY_ALWAYS && d->reply_payload &&
+                                : explicit_layout(d) &&
                                       vuf_payload_check_size(d->reply_payload, VUF_SIZE_EXACT, pl,
                                                              len, &exp) == VUF_SZ_OK;
         if (success && s == VUF_SIDE_BACKEND)
@@ -826,8 +828,7 @@ static void on_reply(vuf_checker *c, const vuf_event *ev, const vuf_msg_view *v)
     /* a request that broke a lesser rule (outside its gate) owed nothing,
      * but a responder that answers it may answer as it does when the
      * reply is owed: in the explicit layout, or in the ack form below */
-    if (!p->owed && p->broke_any && !p->broke_must && d->reply == VUF_REPLY_ALWAYS &&
-        d->reply_payload)
+    if (!p->owed && p->broke_any && !p->broke_must && explicit_layout(d))
         explicit_reply = true;
     const vuf_payload_def *lay = vuf_reply_layout(c->spec, d, explicit_reply);
     uint64_t exp = 0;
